@@ -1,0 +1,76 @@
+"""Liveness: each member refreshes a Redis key with a TTL, plus its ``cluster_node`` row.
+
+The leader treats a member whose key has expired as gone. Only the Redis server's TTL decides, so no two
+hosts' clocks are ever compared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from apps.cluster import redis_client
+from apps.cluster.identity import role_of
+from apps.cluster.models import ClusterNode
+from apps.workflows.conf import engine_settings
+
+
+@dataclass(frozen=True)
+class Member:
+    node_id: str
+    role: str
+    host: str
+    pid: int
+
+
+def _member_key(node_id: str) -> str:
+    return redis_client.key("member", node_id)
+
+
+def beat(node_id: str, roles: list[str]) -> None:
+    """Refresh liveness (Redis key with TTL) and the member row. Raises if Redis or PostgreSQL fails."""
+    ttl_ms = int(engine_settings.liveness_ttl * 1000)
+    body = json.dumps({"node_id": node_id, "host": socket.gethostname(), "pid": os.getpid(), "roles": roles})
+    redis_client.client().set(_member_key(node_id), body, px=ttl_ms)
+    now = timezone.now()
+    updated = ClusterNode.objects.filter(pk=node_id).update(last_seen=now, state="up")
+    if not updated:
+        ClusterNode.objects.update_or_create(
+            pk=node_id,
+            defaults={
+                "name": node_id.split(":")[0],
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "roles": roles,
+                "state": "up",
+                "started_at": now,
+                "last_seen": now,
+            },
+        )
+
+
+def leave(node_id: str) -> None:
+    """A clean exit: drop the liveness key so the leader moves our shards at once."""
+    redis_client.client().delete(_member_key(node_id))
+    ClusterNode.objects.filter(pk=node_id).update(state="left", last_seen=timezone.now())
+
+
+def live_members() -> list[Member]:
+    """Members whose liveness key has not expired."""
+    client = redis_client.client()
+    keys = list(client.scan_iter(match=_member_key("*"), count=500))
+    members = []
+    for raw in client.mget(keys) if keys else []:
+        if raw is None:
+            continue
+        body = json.loads(raw)
+        members.append(Member(body["node_id"], role_of(body["node_id"]), body["host"], body["pid"]))
+    return members
+
+
+def live_workers() -> list[str]:
+    return sorted(m.node_id for m in live_members() if m.role == "worker")

@@ -1,0 +1,66 @@
+"""Cluster state in PostgreSQL: shard ownership, the leader's fencing term, members and cluster events."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ShardLease(models.Model):
+    """Who owns a shard, at which epoch. Every journal append reads this row ``FOR SHARE`` (invariant 1)."""
+
+    shard_id = models.PositiveIntegerField(primary_key=True)
+    owner = models.CharField(max_length=300, null=True, blank=True)
+    epoch = models.PositiveBigIntegerField(default=0)
+    term = models.PositiveBigIntegerField(default=0)
+    state = models.CharField(max_length=16, default="unassigned")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["shard_id"]
+        indexes = [models.Index(fields=["owner"], name="shard_lease_owner")]  # worker reconcile loop
+
+    def __str__(self) -> str:
+        return f"shard {self.shard_id} -> {self.owner} @{self.epoch}"
+
+
+class CoordinatorTerm(models.Model):
+    """One row: the leader's fencing term, incremented on every takeover."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    term = models.PositiveBigIntegerField(default=0)
+    leader = models.CharField(max_length=300, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class ClusterNode(models.Model):
+    """A member process: ``node_id`` is ``<name>:<role>:<incarnation>``, new at every start."""
+
+    node_id = models.CharField(primary_key=True, max_length=300)
+    name = models.CharField(max_length=200)
+    host = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    roles = models.JSONField(default=list)
+    state = models.CharField(max_length=16, default="up")
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["started_at"]
+
+    def __str__(self) -> str:
+        return self.node_id
+
+
+class ClusterEvent(models.Model):
+    """A ``CLUSTER_EVENT`` record (the original's event types), also logged as a JSON line."""
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField()
+    event_type = models.CharField(max_length=64)
+    severity = models.CharField(max_length=16, default="INFO")
+    workflow_id = models.CharField(max_length=200, blank=True, default="")
+    payload = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["event_type", "-id"], name="cluster_event_type_recent")]

@@ -1,0 +1,36 @@
+"""Shards: which shard an execution lives in, and the fence every journal append passes (invariant 1)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import connection
+
+from apps.workflows.conf import engine_settings
+from apps.workflows.errors import ShardNotOwned
+
+
+def shard_of(execution_id: str, number_of_shards: int | None = None) -> int:
+    """Computed once at creation and stored; routing always uses the stored value."""
+    n = number_of_shards or engine_settings.number_of_shards
+    digest = hashlib.blake2b(execution_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n
+
+
+def queue_name(shard_id: int) -> str:
+    return f"wf.shard.{shard_id}"
+
+
+def fence(shard_id: int, node_id: str | None) -> int:
+    """The shard's epoch if ``node_id`` owns it; else ``ShardNotOwned``. Call inside the append transaction.
+
+    ``FOR SHARE`` (not ``KEY SHARE``) conflicts with the coordinator's ``UPDATE`` of the lease, so an epoch
+    bump waits for in-flight appends of the old owner, and appends after the bump see the new owner.
+    """
+    with connection.cursor() as cur:
+        cur.execute("SELECT owner, epoch FROM cluster_shardlease WHERE shard_id = %s FOR SHARE", [shard_id])
+        row = cur.fetchone()
+    if row is None or node_id is None or row[0] != node_id:
+        owner = row[0] if row else None
+        raise ShardNotOwned(f"shard {shard_id} is owned by {owner!r}, not {node_id!r}")
+    return int(row[1])

@@ -1,0 +1,194 @@
+"""The worker's part in the cluster, as a Celery consumer bootstep.
+
+In the worker's main process, on the consumer's event loop (``c.timer``), so it never races the consumer:
+
+- **heartbeat** every ``heartbeat-interval``: the Redis liveness key and the ``cluster_node`` row;
+- **self-fencing**: when no heartbeat has succeeded for three quarters of ``liveness-ttl``, the worker stops
+  consuming its shard queues, because the leader may already be moving them;
+- **reconcile** every ``reconcile-interval`` (sooner after a Redis pub/sub nudge): read the shards this worker
+  owns from ``shard_lease``, add or cancel the ``wf.shard.<n>`` consumers locally, and recover shards it has
+  just received. No remote-control broadcast is relied on (ARCHITECTURE.md §4).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from celery import Celery, bootsteps
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_shutdown
+
+logger = logging.getLogger(__name__)
+
+
+class ShardConsumer(bootsteps.StartStopStep):
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.consuming: dict[int, int] = {}  # shard -> epoch we recovered it at
+        self.last_beat = time.monotonic()
+        self.fenced = False
+        self.nudged = threading.Event()
+        self._timers: list[Any] = []
+
+    def start(self, c: Any) -> None:
+        from apps.cluster.identity import current
+        from apps.workflows.conf import engine_settings
+
+        self.node_id = current()
+        self.consumer = c
+        self._timers = [
+            c.timer.call_repeatedly(engine_settings.heartbeat_interval, self.heartbeat),
+            c.timer.call_repeatedly(min(0.2, engine_settings.reconcile_interval), self.maybe_reconcile),
+        ]
+        self._last_reconcile = 0.0
+        threading.Thread(target=self._listen_for_nudges, daemon=True, name="shard-nudges").start()
+        self.heartbeat()
+        self.reconcile()
+
+    def stop(self, c: Any) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers = []
+
+    def shutdown(self, c: Any) -> None:
+        from apps.cluster import membership
+
+        self.stop(c)
+        if self.node_id:
+            try:
+                membership.leave(self.node_id)
+            except Exception:
+                logger.warning("could not leave the cluster cleanly", exc_info=True)
+
+    def heartbeat(self) -> None:
+        from apps.cluster import membership
+        from apps.workflows.conf import engine_settings
+
+        try:
+            membership.beat(self.node_id or "", ["worker"])
+            self.last_beat = time.monotonic()
+            if self.fenced:
+                logger.warning("liveness restored; resuming", extra={"node_id": self.node_id})
+                self.fenced = False
+        except Exception:
+            logger.warning("heartbeat failed", exc_info=True, extra={"node_id": self.node_id})
+        if not self.fenced and time.monotonic() - self.last_beat > engine_settings.liveness_ttl * 0.75:
+            self._self_fence()
+
+    def _self_fence(self) -> None:
+        logger.error("cannot renew liveness; no longer taking work", extra={"node_id": self.node_id})
+        self.fenced = True
+        for shard in list(self.consuming):
+            self._cancel(shard)
+
+    def maybe_reconcile(self) -> None:
+        from apps.workflows.conf import engine_settings
+
+        due = time.monotonic() - self._last_reconcile >= engine_settings.reconcile_interval
+        if due or self.nudged.is_set():
+            self.nudged.clear()
+            self.reconcile()
+
+    def reconcile(self) -> None:
+        self._last_reconcile = time.monotonic()
+        if self.fenced:
+            return
+        try:
+            owned = self._owned()
+        except Exception:
+            logger.warning("could not read the shard assignment", exc_info=True)
+            return
+        for shard in [s for s in self.consuming if s not in owned]:
+            self._cancel(shard)
+        new = {s: e for s, e in owned.items() if self.consuming.get(s) != e}
+        for shard, epoch in new.items():
+            self._add(shard, epoch)
+        if new:
+            self._recover(sorted(new))
+
+    def _owned(self) -> dict[int, int]:
+        from django.db import close_old_connections
+
+        from apps.cluster.models import ShardLease
+
+        close_old_connections()
+        return dict(ShardLease.objects.filter(owner=self.node_id).values_list("shard_id", "epoch"))
+
+    def _add(self, shard: int, epoch: int) -> None:
+        from apps.cluster.sharding import queue_name
+
+        if shard not in self.consuming:
+            self.consumer.add_task_queue(queue_name(shard))
+        self.consuming[shard] = epoch
+
+    def _cancel(self, shard: int) -> None:
+        from apps.cluster.sharding import queue_name
+
+        self.consumer.cancel_task_queue(queue_name(shard))
+        self.consuming.pop(shard, None)
+
+    def _recover(self, shards: list[int]) -> None:
+        from apps.workflows.services.recovery import recover_shards
+
+        try:
+            count = recover_shards(shards)
+            logger.info("took shards", extra={"node_id": self.node_id, "shards": shards, "executions": count})
+        except Exception:
+            logger.warning("recovery failed; will retry", exc_info=True)
+            for shard in shards:
+                self.consuming[shard] = -1  # differs from any epoch: recovered again next round
+
+    def _listen_for_nudges(self) -> None:
+        from apps.cluster import redis_client
+
+        while True:
+            try:
+                pubsub = redis_client.client().pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(redis_client.key(redis_client.NUDGE_CHANNEL))
+                while True:
+                    if pubsub.get_message(timeout=1.0) is not None:
+                        self.nudged.set()
+            except Exception:
+                time.sleep(1.0)
+
+
+def _adopt_identity(**kwargs: Any) -> None:
+    """In the main process, before the pool forks: children inherit the node id."""
+    from apps.cluster.identity import adopt, current, new_node_id
+
+    if current() is None:
+        adopt(new_node_id("worker"))
+
+
+def _child_init(**kwargs: Any) -> None:
+    """A forked child must not reuse the parent's database connections."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+
+
+def _child_exit(pid: int | None = None, **kwargs: Any) -> None:
+    """Drop an exiting child's live gauges from the node's merged metrics."""
+    import os
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())
+
+
+def _on_shutdown(**kwargs: Any) -> None:
+    logger.info("worker shutting down")
+
+
+def install(app: Celery) -> None:
+    app.steps["consumer"].add(ShardConsumer)
+    worker_init.connect(_adopt_identity, weak=False)
+    worker_process_init.connect(_child_init, weak=False)
+    worker_process_shutdown.connect(_child_exit, weak=False)
+    worker_shutdown.connect(_on_shutdown, weak=False)

@@ -1,0 +1,310 @@
+"""Response shapes for the OpenAPI schema (documentation only: the views return plain dicts).
+
+Field names are the original product's camelCase ones (origin-product.md §3.5, §6), so its clients keep working.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from rest_framework import serializers as s
+
+
+class ErrorSerializer(s.Serializer):
+    error = s.CharField(help_text="A stable code: invalid_definition, not_found, conflict, ...")
+    message = s.CharField()
+    details = s.DictField(child=s.ListField(child=s.CharField()), help_text="{field: [problems]}")
+
+
+def errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    """The error responses a route can give, in the one error shape."""
+    text = {
+        400: "Invalid input.",
+        401: "Not authenticated.",
+        404: "Not found.",
+        409: "Conflict.",
+        413: "Body too large.",
+        415: "Unsupported media type.",
+        503: "A dependency is unavailable.",
+    }
+    return {code: OpenApiResponse(ErrorSerializer, description=text.get(code, "Error.")) for code in statuses}
+
+
+# --- the workflow DSL (origin-product.md §1.1) ---------------------------------------------------------------
+
+
+class PositionSerializer(s.Serializer):
+    x = s.FloatField()
+    y = s.FloatField()
+
+
+class NodeSerializer(s.Serializer):
+    id = s.CharField()
+    type = s.ChoiceField(choices=["source", "transform", "sink"], required=False)
+    nodeType = s.CharField(help_text="A type from GET /api/v1/workflows/node-types.")
+    label = s.CharField(required=False)
+    position = PositionSerializer(required=False)
+    config = s.DictField(required=False)
+    style = s.DictField(required=False)
+
+
+class EdgeSerializer(s.Serializer):
+    id = s.CharField()
+    source = s.CharField()
+    target = s.CharField()
+    sourceHandle = s.CharField(required=False)
+    targetHandle = s.CharField(required=False)
+    animated = s.BooleanField(required=False)
+    label = s.CharField(required=False)
+    style = s.DictField(required=False)
+
+
+class WorkflowDefinitionSerializer(s.Serializer):
+    id = s.CharField(max_length=200)
+    name = s.CharField()
+    description = s.CharField(required=False, allow_blank=True)
+    version = s.CharField(required=False)
+    author = s.CharField(required=False)
+    tags = s.ListField(child=s.CharField(), required=False)
+    nodes = NodeSerializer(many=True)
+    edges = EdgeSerializer(many=True)
+    metadata = s.DictField(required=False)
+
+
+MINIMAL_WORKFLOW = OpenApiExample(
+    "Minimal workflow",
+    request_only=True,
+    value={
+        "id": "wf1",
+        "name": "n",
+        "description": "",
+        "version": "1.0",
+        "author": "a",
+        "tags": [],
+        "nodes": [
+            {
+                "id": "s",
+                "type": "source",
+                "nodeType": "sequence.numbers",
+                "label": "S",
+                "position": {"x": 0, "y": 0},
+                "config": {"start": 1, "end": 5},
+            },
+            {
+                "id": "k",
+                "type": "sink",
+                "nodeType": "console.log",
+                "label": "K",
+                "position": {"x": 1, "y": 0},
+                "config": {},
+            },
+        ],
+        "edges": [{"id": "e1", "source": "s", "target": "k"}],
+        "metadata": {"createdAt": "2024-01-01T00:00:00Z", "updatedAt": "2024-01-01T00:00:00Z"},
+    },
+)
+
+
+class NodeTypesSerializer(s.Serializer):
+    source = s.ListField(child=s.DictField())
+    transform = s.ListField(child=s.DictField())
+    sink = s.ListField(child=s.DictField())
+
+
+class WorkflowCreatedSerializer(s.Serializer):
+    message = s.CharField()
+    workflowId = s.CharField()
+    version = s.IntegerField()
+    scheduleStatus = s.CharField()
+
+
+class WorkflowUpdatedSerializer(s.Serializer):
+    message = s.CharField()
+    workflowId = s.CharField()
+    version = s.IntegerField()
+    changed = s.BooleanField()
+
+
+class WorkflowDeletedSerializer(s.Serializer):
+    message = s.CharField()
+    workflowId = s.CharField()
+
+
+class ExecutionStartedSerializer(s.Serializer):
+    message = s.CharField()
+    executionId = s.CharField()
+    workflowId = s.CharField()
+    status = s.CharField(help_text='"started", or the status of the execution an earlier request started.')
+    note = s.CharField()
+    duplicate = s.BooleanField(required=False, help_text="Present (true) when the Idempotency-Key was used.")
+
+
+# --- executions ------------------------------------------------------------------------------------------------
+
+
+class CurrentExecutionSerializer(s.Serializer):
+    executionId = s.CharField()
+    status = s.CharField()
+    startTime = s.IntegerField(allow_null=True, help_text="Epoch milliseconds.")
+    endTime = s.IntegerField(allow_null=True)
+    completedNodes = s.IntegerField()
+    totalNodes = s.IntegerField()
+
+
+class LastExecutionSerializer(s.Serializer):
+    executionId = s.CharField()
+    status = s.CharField()
+    startTime = s.IntegerField(allow_null=True, help_text="Epoch milliseconds.")
+    endTime = s.IntegerField(allow_null=True)
+
+
+class WorkflowStatusSerializer(s.Serializer):
+    workflowId = s.CharField()
+    state = s.CharField(help_text='"running", the latest execution\'s status, or "idle".')
+    executionCount = s.IntegerField()
+    currentExecution = CurrentExecutionSerializer(allow_null=True)
+    lastExecution = LastExecutionSerializer(allow_null=True)
+
+
+class ExecutionListItemSerializer(s.Serializer):
+    executionId = s.CharField()
+    status = s.CharField()
+    startTime = s.DateTimeField()
+    endTime = s.DateTimeField(allow_null=True)
+    logsCount = s.IntegerField()
+
+
+class LogEntrySerializer(s.Serializer):
+    timestamp = s.DateTimeField()
+    nodeId = s.CharField(allow_blank=True)
+    level = s.CharField()
+    message = s.CharField()
+
+
+class ExecutionLogsSerializer(s.Serializer):
+    executionId = s.CharField()
+    logs = s.ListField(child=s.CharField(), help_text='"[ISO time] [nodeId] message" lines.')
+    entries = LogEntrySerializer(many=True)
+
+
+class NodeDetailSerializer(s.Serializer):
+    nodeId = s.CharField()
+    nodeType = s.CharField()
+    attempt = s.IntegerField()
+    startTime = s.IntegerField(help_text="Epoch milliseconds.")
+    endTime = s.IntegerField(required=False)
+    duration = s.IntegerField(required=False)
+    status = s.CharField()
+    recordsProcessed = s.IntegerField()
+    error = s.CharField(required=False)
+
+
+class NodeOutputSerializer(s.Serializer):
+    attempt = s.IntegerField()
+    recordCount = s.IntegerField()
+    sizeBytes = s.IntegerField()
+    preview = s.ListField(child=s.JSONField(), help_text="The first 20 records.")
+
+
+class ExecutionSerializer(s.Serializer):
+    executionId = s.CharField()
+    workflowId = s.CharField()
+    version = s.IntegerField()
+    shardId = s.IntegerField()
+    status = s.CharField()
+    trigger = s.CharField()
+    createdAt = s.DateTimeField()
+    startTime = s.IntegerField(allow_null=True, help_text="Epoch milliseconds.")
+    endTime = s.IntegerField(allow_null=True)
+    duration = s.IntegerField(allow_null=True)
+    error = s.CharField(required=False)
+    failedNodeId = s.CharField(required=False)
+    lastSeq = s.IntegerField()
+    nodes = NodeDetailSerializer(many=True)
+    outputs = s.DictField(child=NodeOutputSerializer(), help_text="{nodeId: output of its latest attempt}")
+
+
+class EventSerializer(s.Serializer):
+    seq = s.IntegerField()
+    type = s.CharField()
+    payload = s.DictField()
+    epoch = s.IntegerField()
+    timestamp = s.DateTimeField()
+
+
+class ExecutionEventsSerializer(s.Serializer):
+    executionId = s.CharField()
+    events = EventSerializer(many=True)
+
+
+# --- history (projections of the events, origin-product.md §3.5) ----------------------------------------------
+
+
+class ExecutionDetailSerializer(s.Serializer):
+    executionId = s.CharField()
+    workflowName = s.CharField(required=False)
+    startTime = s.IntegerField(required=False, help_text="Epoch milliseconds.")
+    endTime = s.IntegerField(required=False)
+    status = s.CharField()
+    duration = s.IntegerField(required=False)
+    error = s.CharField(required=False)
+    failedNodeId = s.CharField(required=False)
+    nodes = NodeDetailSerializer(many=True)
+
+
+class HistorySerializer(s.Serializer):
+    workflowId = s.CharField()
+    executions = ExecutionDetailSerializer(many=True)
+
+
+class ExecutionSummarySerializer(s.Serializer):
+    executionId = s.CharField()
+    startTime = s.IntegerField(required=False)
+    endTime = s.IntegerField(required=False)
+    status = s.CharField()
+    duration = s.IntegerField(required=False)
+
+
+class HistoryStatusSerializer(s.Serializer):
+    workflowId = s.CharField()
+    state = s.CharField()
+    currentExecution = CurrentExecutionSerializer(required=False)
+    allExecutions = ExecutionSummarySerializer(many=True)
+
+
+class TimelineNodeSerializer(s.Serializer):
+    nodeId = s.CharField()
+    nodeType = s.CharField()
+    attempt = s.IntegerField()
+    startTime = s.IntegerField(allow_null=True)
+    endTime = s.IntegerField(allow_null=True)
+    duration = s.IntegerField(allow_null=True)
+    status = s.CharField()
+    recordsProcessed = s.IntegerField()
+    error = s.CharField(allow_null=True)
+
+
+class TimelineSerializer(s.Serializer):
+    executionId = s.CharField()
+    startTime = s.IntegerField(allow_null=True)
+    endTime = s.IntegerField(allow_null=True)
+    duration = s.IntegerField(allow_null=True)
+    status = s.CharField()
+    nodes = TimelineNodeSerializer(many=True)
+
+
+# --- health ------------------------------------------------------------------------------------------------------
+
+
+class CheckSerializer(s.Serializer):
+    status = s.ChoiceField(choices=["ok", "error"])
+    latencyMs = s.FloatField(required=False)
+    error = s.CharField(required=False)
+
+
+class HealthSerializer(s.Serializer):
+    status = s.ChoiceField(choices=["healthy", "unhealthy"])
+    checks = s.DictField(child=CheckSerializer())
+
+
+class LiveSerializer(s.Serializer):
+    status = s.CharField()

@@ -1,0 +1,44 @@
+"""Routes of the workflows API; the paths and their order are the original's (origin-product.md §6.1).
+
+``node-types`` comes before ``<workflow_id>``, so a workflow cannot be named ``node-types`` (as in the original).
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from apps.workflows.api import history, views
+
+urlpatterns = [
+    path("v1/workflows/node-types", views.NodeTypesView.as_view(), name="node-types"),
+    path("v1/workflows", views.WorkflowListView.as_view(), name="workflows"),
+    path("v1/workflows/<str:workflow_id>", views.WorkflowDetailView.as_view(), name="workflow"),
+    path(
+        "v1/workflows/<str:workflow_id>/execute", views.WorkflowExecuteView.as_view(), name="workflow-execute"
+    ),
+    path("v1/workflows/<str:workflow_id>/status", views.WorkflowStatusView.as_view(), name="workflow-status"),
+    path(
+        "v1/workflows/<str:workflow_id>/executions",
+        views.WorkflowExecutionsView.as_view(),
+        name="workflow-executions",
+    ),
+    path(
+        "v1/workflows/<str:workflow_id>/executions/<str:execution_id>/logs",
+        views.ExecutionLogsView.as_view(),
+        name="execution-logs",
+    ),
+    path("v1/executions/<str:execution_id>", views.ExecutionView.as_view(), name="execution"),
+    path(
+        "v1/executions/<str:execution_id>/events",
+        views.ExecutionEventsView.as_view(),
+        name="execution-events",
+    ),
+    path("history/<str:workflow_id>", history.HistoryView.as_view(), name="history"),
+    path("history/<str:workflow_id>/status", history.HistoryStatusView.as_view(), name="history-status"),
+    path(
+        "history/<str:workflow_id>/execution/<str:execution_id>",
+        history.HistoryExecutionView.as_view(),
+        name="history-execution",
+    ),
+    path("history/<str:workflow_id>/timeline", history.TimelineView.as_view(), name="history-timeline"),
+]

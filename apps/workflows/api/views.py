@@ -1,0 +1,219 @@
+"""REST views for workflows and executions (origin-product.md §6.1, made real).
+
+Thin adapters: parse the input (``serializers.py``), call one service or query, return its dict. Every error is
+an exception turned into the one error shape by ``errors.exception_handler``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.workflows.api import serializers as inp
+from apps.workflows.api.schema import (
+    MINIMAL_WORKFLOW,
+    ExecutionEventsSerializer,
+    ExecutionListItemSerializer,
+    ExecutionLogsSerializer,
+    ExecutionSerializer,
+    ExecutionStartedSerializer,
+    NodeTypesSerializer,
+    WorkflowCreatedSerializer,
+    WorkflowDefinitionSerializer,
+    WorkflowDeletedSerializer,
+    WorkflowStatusSerializer,
+    WorkflowUpdatedSerializer,
+    errors,
+)
+from apps.workflows.nodes import registry
+from apps.workflows.services import definitions, executions, queries
+
+
+class ApiView(APIView):
+    """Our base view: strict JSON bodies (``JSONBodyParser``); authentication as configured in settings."""
+
+    parser_classes = [inp.JSONBodyParser]
+
+
+def _workflow_id(value: str) -> str:
+    return inp.path_id(value, "Workflow")
+
+
+def _execution_id(value: str) -> str:
+    return inp.path_id(value, "Execution")
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=f"Up to {inp.MAX_IDEMPOTENCY_KEY} characters. A retry with the same key returns the execution "
+    'the first request started, with "duplicate": true.',
+)
+
+
+@extend_schema(tags=["workflows"])
+class NodeTypesView(ApiView):
+    @extend_schema(
+        summary="List the node types, by category", responses={200: NodeTypesSerializer, **errors(401)}
+    )
+    def get(self, request: Request) -> Response:
+        return Response(registry.catalogue())
+
+
+@extend_schema(tags=["workflows"])
+class WorkflowListView(ApiView):
+    @extend_schema(
+        summary="List workflow definitions (current versions, by id)",
+        parameters=[inp.PageQuery],
+        responses={200: WorkflowDefinitionSerializer(many=True), **errors(400, 401)},
+    )
+    def get(self, request: Request) -> Response:
+        page = inp.PageQuery.parse(request.query_params)
+        return Response(queries.workflow_list(limit=page["limit"], offset=page["offset"]))
+
+    @extend_schema(
+        summary="Create a workflow",
+        request=WorkflowDefinitionSerializer,
+        examples=[MINIMAL_WORKFLOW],
+        responses={201: WorkflowCreatedSerializer, **errors(400, 401, 409, 413, 415)},
+    )
+    def post(self, request: Request) -> Response:
+        workflow = definitions.create(request.data)
+        return Response(
+            {
+                "message": "Workflow created successfully",
+                "workflowId": workflow.id,
+                "version": 1,
+                "scheduleStatus": "Immediate task - execute manually",
+            },
+            status=201,
+        )
+
+
+@extend_schema(tags=["workflows"])
+class WorkflowDetailView(ApiView):
+    @extend_schema(
+        summary="Get a workflow definition (its current version, as posted)",
+        responses={200: WorkflowDefinitionSerializer, **errors(401, 404)},
+    )
+    def get(self, request: Request, workflow_id: str) -> Response:
+        return Response(queries.workflow_definition(_workflow_id(workflow_id)))
+
+    @extend_schema(
+        summary="Update a workflow (a new version when the body changed)",
+        request=WorkflowDefinitionSerializer,
+        responses={200: WorkflowUpdatedSerializer, **errors(400, 401, 404, 413, 415)},
+    )
+    def put(self, request: Request, workflow_id: str) -> Response:
+        workflow, changed = definitions.update(_workflow_id(workflow_id), request.data)
+        version = workflow.current_version.number if workflow.current_version else 0
+        return Response(
+            {
+                "message": "Workflow updated successfully",
+                "workflowId": workflow.id,
+                "version": version,
+                "changed": changed,
+            }
+        )
+
+    @extend_schema(
+        summary="Delete a workflow, its versions and its finished executions",
+        responses={200: WorkflowDeletedSerializer, **errors(401, 404, 409)},
+    )
+    def delete(self, request: Request, workflow_id: str) -> Response:
+        definitions.delete(_workflow_id(workflow_id))
+        return Response({"message": "Workflow deleted successfully", "workflowId": workflow_id})
+
+
+def _started(execution: Any, created: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "message": "Workflow execution started",
+        "executionId": execution.id,
+        "workflowId": execution.workflow_id,
+        "status": "started" if created else execution.status,
+        "note": f"Check status at: GET /api/v1/executions/{execution.id}",
+    }
+    if not created:
+        body["duplicate"] = True
+    return body
+
+
+@extend_schema(tags=["executions"])
+class WorkflowExecuteView(ApiView):
+    @extend_schema(
+        summary="Start an execution of the workflow's current version",
+        parameters=[IDEMPOTENCY_KEY],
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: ExecutionStartedSerializer, **errors(400, 401, 404, 415)},
+    )
+    def post(self, request: Request, workflow_id: str) -> Response:
+        workflow_id = _workflow_id(workflow_id)
+        key = inp.idempotency_key(request.headers.get("Idempotency-Key"))
+        inp.optional_json_object(request.data)  # accepted and ignored for now
+        execution, created = executions.start(workflow_id, idempotency_key=key, trigger="api")
+        return Response(_started(execution, created))
+
+
+@extend_schema(tags=["executions"])
+class WorkflowStatusView(ApiView):
+    @extend_schema(
+        summary="The workflow's state, current and last execution",
+        responses={200: WorkflowStatusSerializer, **errors(401, 404)},
+    )
+    def get(self, request: Request, workflow_id: str) -> Response:
+        return Response(queries.workflow_status(_workflow_id(workflow_id)))
+
+
+@extend_schema(tags=["executions"])
+class WorkflowExecutionsView(ApiView):
+    @extend_schema(
+        summary="List the workflow's executions, newest first",
+        parameters=[inp.ExecutionListQuery],
+        responses={200: ExecutionListItemSerializer(many=True), **errors(400, 401, 404)},
+    )
+    def get(self, request: Request, workflow_id: str) -> Response:
+        query = inp.ExecutionListQuery.parse(request.query_params)
+        return Response(queries.execution_list(_workflow_id(workflow_id), **query))
+
+
+@extend_schema(tags=["executions"])
+class ExecutionLogsView(ApiView):
+    @extend_schema(
+        summary="An execution's log lines",
+        parameters=[inp.LogsQuery],
+        responses={200: ExecutionLogsSerializer, **errors(400, 401, 404)},
+    )
+    def get(self, request: Request, workflow_id: str, execution_id: str) -> Response:
+        query = inp.LogsQuery.parse(request.query_params)
+        return Response(
+            queries.execution_logs(_workflow_id(workflow_id), _execution_id(execution_id), **query)
+        )
+
+
+@extend_schema(tags=["executions"])
+class ExecutionView(ApiView):
+    @extend_schema(
+        summary="An execution: status, nodes and outputs",
+        responses={200: ExecutionSerializer, **errors(401, 404)},
+    )
+    def get(self, request: Request, execution_id: str) -> Response:
+        return Response(queries.execution_detail(_execution_id(execution_id)))
+
+
+@extend_schema(tags=["executions"])
+class ExecutionEventsView(ApiView):
+    @extend_schema(
+        summary="An execution's journal events, by seq",
+        parameters=[inp.EventsQuery],
+        responses={200: ExecutionEventsSerializer, **errors(400, 401, 404)},
+    )
+    def get(self, request: Request, execution_id: str) -> Response:
+        query = inp.EventsQuery.parse(request.query_params)
+        return Response(queries.execution_events(_execution_id(execution_id), **query))

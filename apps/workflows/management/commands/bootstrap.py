@@ -1,0 +1,89 @@
+"""``manage.py bootstrap``: an admin user with an API token, and the example workflows. Idempotent.
+
+Used by ./run. The password comes from ``WORKFLOW_ADMIN_PASSWORD`` or is generated once and kept in
+``<data dir>/admin-password``; the token is the user's DRF token.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from rest_framework.authtoken.models import Token
+
+from apps.workflows.errors import EngineError
+from apps.workflows.models import Workflow
+from apps.workflows.services import definitions
+from workflow_engine.env import env_secret
+
+EXAMPLES = Path(settings.BASE_DIR) / "examples"
+
+
+class Command(BaseCommand):
+    help = "Create the admin user and token, and load the example workflows."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--username", default="admin")
+        parser.add_argument("--no-examples", action="store_true")
+        parser.add_argument("--quiet", action="store_true", help="print only KEY=value lines")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        password = _password()
+        user = _admin(options["username"], password)
+        token, _ = Token.objects.get_or_create(user=user)
+        loaded = [] if options["no_examples"] else load_examples()
+        self.stdout.write(
+            f"ADMIN_USER={user.get_username()}\nADMIN_PASSWORD={password}\nAPI_TOKEN={token.key}"
+        )
+        if not options["quiet"]:
+            self.stderr.write(f"example workflows: {', '.join(loaded) or 'none'}")
+
+
+def _password() -> str:
+    given = env_secret("WORKFLOW_ADMIN_PASSWORD")
+    if given:
+        return given
+    path = Path(settings.DATA_DIR) / "admin-password"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(12)
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    return password
+
+
+def _admin(username: str, password: str) -> Any:
+    user, _ = get_user_model().objects.get_or_create(
+        username=username, defaults={"is_staff": True, "is_superuser": True}
+    )
+    if not user.check_password(password):
+        user.set_password(password)
+        user.save()
+    return user
+
+
+def load_examples() -> list[str]:
+    """Create (or update) each ``examples/*.json`` workflow; copy ``examples/data`` into the file root."""
+    files_root = Path(settings.WORKFLOW_ENGINE["file-roots"][0])
+    files_root.mkdir(parents=True, exist_ok=True)
+    for data in sorted((EXAMPLES / "data").glob("*")):
+        shutil.copyfile(data, files_root / data.name)
+    loaded = []
+    for path in sorted(EXAMPLES.glob("*.json")):
+        body = json.loads(path.read_text())
+        try:
+            if Workflow.objects.filter(pk=body["id"]).exists():
+                definitions.update(body["id"], body)
+            else:
+                definitions.create(body)
+        except EngineError as exc:
+            raise SystemExit(f"example {path.name} is invalid: {exc.message} {exc.details}") from exc
+        loaded.append(body["id"])
+    return loaded

@@ -1,0 +1,183 @@
+"""Workflow definitions and the execution journal (ARCHITECTURE.md §2).
+
+The ``Execution`` row is the entity head: its ``last_seq`` is compared under ``FOR UPDATE`` before every
+append, and its ``shard_id`` is computed once and used for routing forever. ``Event`` is the journal; every
+other table here is written in the same transaction as the events it belongs to.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class Workflow(models.Model):
+    """The head of a definition; ``current_version`` is what a new execution pins."""
+
+    id = models.CharField(primary_key=True, max_length=200)
+    name = models.CharField(max_length=500)
+    current_version = models.ForeignKey(
+        "WorkflowVersion", null=True, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class WorkflowVersion(models.Model):
+    """An immutable, content-hashed definition (the original DSL JSON, as posted)."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64)
+    definition = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workflow_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "number"], name="workflow_version_number_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id} v{self.number}"
+
+
+class ExecutionStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+TERMINAL_STATUSES = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED)
+
+
+class Execution(models.Model):
+    """One run of a pinned workflow version; the event-sourced entity's head row."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="executions")
+    # RESTRICT, not PROTECT: a version goes only with its workflow, which takes its executions along
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.RESTRICT, related_name="executions")
+    shard_id = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=ExecutionStatus.choices, default=ExecutionStatus.PENDING)
+    last_seq = models.PositiveIntegerField(default=0)
+    trigger = models.CharField(max_length=32, default="api")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # the workflow's execution list and status routes (services/queries.py)
+            models.Index(fields=["workflow", "-created_at"], name="execution_workflow_recent"),
+            # recovery and the sweeper: non-terminal executions of a shard (services/recovery.py)
+            models.Index(
+                fields=["shard_id", "status"],
+                name="execution_shard_active",
+                condition=Q(status__in=["pending", "running"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class Event(models.Model):
+    """The journal: ``(execution, seq)`` is unique and contiguous; ``epoch`` is the writer's shard epoch."""
+
+    id = models.BigAutoField(primary_key=True)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=64)
+    payload = models.JSONField()
+    epoch = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["execution_id", "seq"]
+        constraints = [
+            # the last line of defence for the single-writer rule (invariant 1)
+            models.UniqueConstraint(fields=["execution", "seq"], name="event_execution_seq_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id}#{self.seq} {self.type}"
+
+
+class Snapshot(models.Model):
+    """A cache of the state at ``seq``; a snapshot that does not decode falls back to full replay."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="snapshots")
+    seq = models.PositiveIntegerField()
+    schema_version = models.PositiveSmallIntegerField()
+    state = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "seq"], name="snapshot_execution_seq_unique"),
+        ]
+
+
+class Command(models.Model):
+    """The inbox: each accepted command once, marked processed in the transaction that applied it."""
+
+    id = models.CharField(primary_key=True, max_length=300)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="commands")
+    type = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    processed_seq = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # pending commands of one execution, in arrival order (services/commands.py)
+            models.Index(
+                fields=["execution", "created_at"],
+                name="command_pending",
+                condition=Q(processed_at__isnull=True),
+            ),
+        ]
+
+
+class NodeOutput(models.Model):
+    """Records one node attempt produced; downstream nodes read them as their input."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="outputs")
+    node_id = models.CharField(max_length=200)
+    attempt = models.PositiveIntegerField()
+    records = models.JSONField()
+    record_count = models.PositiveIntegerField()
+    size_bytes = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "node_id", "attempt"], name="node_output_attempt_unique"
+            ),
+        ]
+
+
+class ExecutionLog(models.Model):
+    """Lines the engine and the nodes wrote, served by the execution logs route."""
+
+    id = models.BigAutoField(primary_key=True)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="logs")
+    node_id = models.CharField(max_length=200, blank=True, default="")
+    level = models.CharField(max_length=10, default="INFO")
+    message = models.TextField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["execution_id", "id"]

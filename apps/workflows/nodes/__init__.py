@@ -1,0 +1,1 @@
+"""Node types: the contract (``base``), the families (sources, transforms, sinks) and their helpers."""

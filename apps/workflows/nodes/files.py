@@ -1,0 +1,119 @@
+"""Which files file nodes may touch, and how they write them.
+
+Workflows are defined over an API, so a path in a node's config is untrusted input: every path is resolved
+(symlinks included) and must fall inside one of the configured roots (``WORKFLOW_FILE_ROOTS``). Nodes check
+this when a workflow is defined, so a bad path is rejected up front, and again when they run, because the
+filesystem (or the setting) may have changed in between.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from apps.workflows.nodes.base import NodeError
+
+
+class FilePathError(NodeError, ValueError):
+    """A path outside the allowed file roots; never retryable, the config must change."""
+
+
+def allowed_roots() -> list[Path]:
+    """The configured roots; imported lazily because the settings object needs Django configured."""
+    from apps.workflows.conf import engine_settings
+
+    return [Path(root) for root in engine_settings.file_roots]
+
+
+def resolve_path(path: str) -> Path:
+    """The real path ``path`` names; relative paths start at the first root. Raises ``FilePathError``."""
+    roots = allowed_roots()
+    if not roots:
+        raise FilePathError(f"path {path} cannot be used: no file roots are allowed; set WORKFLOW_FILE_ROOTS")
+    candidate = Path(path) if os.path.isabs(path) else roots[0] / path
+    real = Path(os.path.realpath(candidate))
+    if any(_is_within(real, Path(os.path.realpath(root))) for root in roots):
+        return real
+    listed = ", ".join(str(root) for root in roots)
+    raise FilePathError(f"path {path} is outside the allowed file roots ({listed}); set WORKFLOW_FILE_ROOTS")
+
+
+def _is_within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def path_problems(config: Mapping[str, Any], key: str = "path") -> dict[str, list[str]]:
+    """``check`` helper: the path policy's verdict on ``config[key]``, as a validation problem."""
+    try:
+        resolve_path(config[key])
+    except FilePathError as exc:
+        return {key: [str(exc)]}
+    return {}
+
+
+def encoding_problems(config: Mapping[str, Any], key: str = "encoding") -> dict[str, list[str]]:
+    try:
+        codecs.lookup(config[key])
+    except LookupError:
+        return {key: [f"Unknown encoding {config[key]!r}."]}
+    return {}
+
+
+def io_error(node: str, path: Path, exc: OSError) -> NodeError:
+    """An ``OSError`` as a ``NodeError``: a missing file will not appear by itself; a full disk may clear."""
+    if isinstance(exc, FileNotFoundError):
+        return NodeError(f"{node}: no such file: {path}", retryable=False)
+    if isinstance(exc, IsADirectoryError):
+        return NodeError(f"{node}: {path} is a directory", retryable=False)
+    if isinstance(exc, (PermissionError, NotADirectoryError)):
+        return NodeError(f"{node}: cannot use {path}: {exc.strerror}", retryable=False)
+    return NodeError(f"{node}: {path}: {exc.strerror or exc}", retryable=True)
+
+
+def decode_error(node: str, path: Path, exc: UnicodeDecodeError) -> NodeError:
+    # exc.start counts from the start of the decoded chunk, not of the file, so it is not reported.
+    return NodeError(f"{node}: {path} is not valid {exc.encoding}: {exc.reason}")
+
+
+def write_atomically(path: Path, chunks: Iterable[str], *, encoding: str, key: str) -> None:
+    """Replace ``path`` with ``chunks`` all at once, so readers and re-runs never see a partial file.
+
+    The temporary file sits in the same directory (``os.replace`` is only atomic within a filesystem) and is
+    named after the idempotency key, so a re-run of a crashed attempt overwrites its leftover instead of
+    adding another. It is flushed and fsynced before the rename, and the directory after, so that a crash
+    leaves either the old file or the complete new one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{_file_safe(key)}.tmp")
+    try:
+        with open(temporary, "w", encoding=encoding, newline="") as handle:
+            handle.writelines(chunks)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _file_safe(key: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+    return cleaned if len(cleaned) <= 100 else hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; some platforms cannot open directories, where this is a no-op.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,44 @@
+"""The node catalogue: every built-in family is imported here, so a look-up always sees all of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.workflows.nodes import sinks, sources, transforms  # noqa: F401  (registers the families)
+from apps.workflows.nodes.base import Category, NodeType, registered
+
+CATEGORIES: tuple[Category, ...] = ("source", "transform", "sink")
+
+
+def candidates(node_type: str) -> list[NodeType]:
+    """Every registered node type named ``node_type`` (``file.text`` is both a source and a sink)."""
+    return [impl for (_, name), impl in registered().items() if name == node_type]
+
+
+def resolve(node_type: str, declared: str | None, *, has_inputs: bool, has_outputs: bool) -> NodeType | None:
+    """The implementation of a DSL node.
+
+    ``nodeType`` decides; where one name exists in several categories, the node's declared ``type``
+    ("source"/"transform"/"sink") picks, and failing that its place in the graph (no inputs: a source, no
+    outputs: a sink). The original always took ``file.text`` as a source, which made it unusable as a sink.
+    """
+    found = candidates(node_type)
+    if len(found) <= 1:
+        return found[0] if found else None
+    for impl in found:
+        if impl.category == declared:
+            return impl
+    by_place: Category = "source" if not has_inputs else "sink" if not has_outputs else "transform"
+    return next((impl for impl in found if impl.category == by_place), found[0])
+
+
+def catalogue() -> dict[str, list[dict[str, Any]]]:
+    """``GET /api/v1/workflows/node-types``: ``{source: [...], transform: [...], sink: [...]}``."""
+    out: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}
+    for (category, _), impl in sorted(registered().items()):
+        out[category].append(impl.describe())
+    return out
+
+
+def type_names() -> list[str]:
+    return sorted({name for (_, name) in registered()})

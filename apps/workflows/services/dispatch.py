@@ -1,0 +1,42 @@
+"""Publishing wake-up hints. A hint may be lost or duplicated: PostgreSQL holds the work (ARCHITECTURE §2).
+
+Call these after commit (``transaction.on_commit``); recovery and the sweeper cover a crash in between.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apps.cluster.sharding import queue_name
+
+logger = logging.getLogger(__name__)
+
+NODE_QUEUE = "wf.nodes"
+
+
+def apply_hint(
+    execution_id: str, shard_id: int, *, recover: bool = False, countdown: float | None = None
+) -> None:
+    """Wake the owner of ``shard_id`` to apply the execution's pending commands."""
+    from apps.workflows.tasks import apply_commands
+
+    try:
+        apply_commands.apply_async(
+            (execution_id,), {"recover": recover}, queue=queue_name(shard_id), countdown=countdown
+        )
+    except Exception:  # the broker is down: recovery and the sweeper will re-send it
+        logger.warning("could not publish apply hint", exc_info=True, extra={"execution_id": execution_id})
+
+
+def run_node(execution_id: str, node_id: str, attempt: int, inputs: dict[str, int]) -> None:
+    """Ask any worker to run one node attempt; ``inputs`` names the upstream attempts to read."""
+    from apps.workflows.tasks import run_node as task
+
+    try:
+        task.apply_async((execution_id, node_id, attempt, inputs), queue=NODE_QUEUE)
+    except Exception:
+        logger.warning(
+            "could not publish node run",
+            exc_info=True,
+            extra={"execution_id": execution_id, "node_id": node_id},
+        )

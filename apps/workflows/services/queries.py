@@ -1,0 +1,467 @@
+"""The read side of the API: each function answers one route with plain dicts, in a fixed number of queries.
+
+History, status-by-events and timeline are computed from the journal by ``engine.projections`` (invariant 7);
+the execution list and the v1 status route read the execution head rows, which the engine keeps in step with
+the events. Times are epoch milliseconds or ISO 8601 strings, as in the original route by route.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db.models import Count, F, Func, JSONField
+
+from apps.cluster import leadership, membership, redis_client
+from apps.cluster.models import ShardLease
+from apps.workflows.conf import engine_settings
+from apps.workflows.engine import projections
+from apps.workflows.engine.state import EventRecord
+from apps.workflows.errors import NotFound
+from apps.workflows.models import (
+    TERMINAL_STATUSES,
+    Event,
+    Execution,
+    ExecutionLog,
+    ExecutionStatus,
+    NodeOutput,
+    Workflow,
+    WorkflowVersion,
+)
+
+ACTIVE_STATUSES = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
+PREVIEW_RECORDS = 20
+_NEWEST = ("-created_at", "-id")
+_OLDEST = ("created_at", "id")
+
+
+def ms(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with milliseconds and a ``Z``, as the original's ``Instant.toString``."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _page(rows: Any, limit: int | None, offset: int) -> Any:
+    return rows[offset:] if limit is None else rows[offset : offset + limit]
+
+
+def _require_workflow(workflow_id: str) -> None:
+    if not Workflow.objects.filter(pk=workflow_id).exists():
+        raise NotFound(f"Workflow {workflow_id!r} not found.", details={"workflowId": [workflow_id]})
+
+
+def _execution_not_found(execution_id: str) -> NotFound:
+    return NotFound(f"Execution {execution_id!r} not found.", details={"executionId": [execution_id]})
+
+
+def _events_by_execution(execution_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
+    """The journals of several executions in one query, grouped in Python."""
+    grouped: dict[str, list[EventRecord]] = defaultdict(list)
+    rows = (
+        Event.objects.filter(execution_id__in=list(execution_ids))
+        .order_by("execution_id", "seq")
+        .values_list("execution_id", "seq", "type", "payload")
+    )
+    for execution_id, seq, type_, payload in rows:
+        grouped[execution_id].append(EventRecord(seq, type_, payload))
+    return grouped
+
+
+# --- workflows ---------------------------------------------------------------------------------------------
+
+
+def workflow_list(*, limit: int | None, offset: int) -> list[dict[str, Any]]:
+    """The current version's body of every workflow, as posted, by id."""
+    rows = (
+        Workflow.objects.filter(current_version__isnull=False)
+        .order_by("id")
+        .values_list("current_version__definition", flat=True)
+    )
+    return list(_page(rows, limit, offset))
+
+
+def workflow_definition(workflow_id: str) -> dict[str, Any]:
+    body = (
+        Workflow.objects.filter(pk=workflow_id).values_list("current_version__definition", flat=True).first()
+    )
+    if body is None:
+        raise NotFound(f"Workflow {workflow_id!r} not found.", details={"workflowId": [workflow_id]})
+    return body
+
+
+def _node_count(execution_id: str) -> int:
+    """Nodes in the definition an execution pinned (before it starts, its events cannot say)."""
+    nodes = (
+        WorkflowVersion.objects.filter(executions__pk=execution_id)
+        .values_list("definition__nodes", flat=True)
+        .first()
+    )
+    return len(nodes) if isinstance(nodes, list) else 0
+
+
+def _progress(execution_id: str) -> tuple[int, int]:
+    """(completed nodes, total nodes) of one execution, from its events."""
+    rows = Event.objects.filter(
+        execution_id=execution_id, type__in=("WorkflowStarted", "NodeExecutionCompleted")
+    )
+    total: int | None = None
+    done: set[str] = set()
+    for type_, payload in rows.values_list("type", "payload"):
+        if type_ == "WorkflowStarted":
+            total = payload.get("totalNodes")
+        else:
+            done.add(payload.get("nodeId"))
+    return len(done), total if total is not None else _node_count(execution_id)
+
+
+def workflow_status(workflow_id: str) -> dict[str, Any]:
+    """``GET /api/v1/workflows/{id}/status`` from the execution head rows."""
+    _require_workflow(workflow_id)
+    executions = Execution.objects.filter(workflow_id=workflow_id).only(
+        "id", "status", "started_at", "ended_at", "created_at"
+    )
+    current = executions.filter(status__in=ACTIVE_STATUSES).order_by(*_NEWEST).first()
+    last = executions.filter(status__in=TERMINAL_STATUSES).order_by(*_NEWEST).first()
+    out: dict[str, Any] = {
+        "workflowId": workflow_id,
+        "state": "running" if current else (last.status if last else "idle"),
+        "executionCount": executions.count(),
+        "currentExecution": None,
+        "lastExecution": None,
+    }
+    if current is not None:
+        completed, total = _progress(current.id)
+        out["currentExecution"] = {
+            "executionId": current.id,
+            "status": current.status,
+            "startTime": ms(current.started_at),
+            "endTime": None,
+            "completedNodes": completed,
+            "totalNodes": total,
+        }
+    if last is not None:
+        out["lastExecution"] = {
+            "executionId": last.id,
+            "status": last.status,
+            "startTime": ms(last.started_at),
+            "endTime": ms(last.ended_at),
+        }
+    return out
+
+
+# --- executions --------------------------------------------------------------------------------------------
+
+
+def execution_list(workflow_id: str, *, limit: int, offset: int, status: str | None) -> list[dict[str, Any]]:
+    """Newest first, with the number of log lines of each, in two queries whatever the page size."""
+    _require_workflow(workflow_id)
+    rows = Execution.objects.filter(workflow_id=workflow_id)
+    if status:
+        rows = rows.filter(status=status)
+    rows = (
+        rows.annotate(logs_count=Count("logs"))
+        .order_by(*_NEWEST)
+        .values("id", "status", "created_at", "started_at", "ended_at", "logs_count")
+    )
+    return [
+        {
+            "executionId": r["id"],
+            "status": r["status"],
+            "startTime": iso(r["started_at"] or r["created_at"]),
+            "endTime": iso(r["ended_at"]),
+            "logsCount": r["logs_count"],
+        }
+        for r in _page(rows, limit, offset)
+    ]
+
+
+def _log_line(created_at: datetime, node_id: str, message: str) -> str:
+    return f"[{iso(created_at)}] [{node_id}] {message}" if node_id else f"[{iso(created_at)}] {message}"
+
+
+def execution_logs(workflow_id: str, execution_id: str, *, limit: int, offset: int) -> dict[str, Any]:
+    if not Execution.objects.filter(pk=execution_id, workflow_id=workflow_id).exists():
+        raise _execution_not_found(execution_id)
+    rows = list(
+        _page(
+            ExecutionLog.objects.filter(execution_id=execution_id)
+            .order_by("id")
+            .values_list("created_at", "node_id", "level", "message"),
+            limit,
+            offset,
+        )
+    )
+    return {
+        "executionId": execution_id,
+        "logs": [_log_line(at, node, message) for at, node, _, message in rows],
+        "entries": [
+            {"timestamp": iso(at), "nodeId": node, "level": level, "message": message}
+            for at, node, level, message in rows
+        ],
+    }
+
+
+def _outputs(execution_id: str) -> dict[str, dict[str, Any]]:
+    """The latest attempt's output of each node; the preview is sliced in PostgreSQL, not loaded whole."""
+    preview = Func(
+        F("records"),
+        function="jsonb_path_query_array",
+        template=f"%(function)s(%(expressions)s, '$[0 to {PREVIEW_RECORDS - 1}]')",
+        output_field=JSONField(),
+    )
+    rows = (
+        NodeOutput.objects.filter(execution_id=execution_id)
+        .order_by("node_id", "-attempt")
+        .distinct("node_id")
+        .annotate(preview=preview)
+        .values("node_id", "attempt", "record_count", "size_bytes", "preview")
+    )
+    return {
+        r["node_id"]: {
+            "attempt": r["attempt"],
+            "recordCount": r["record_count"],
+            "sizeBytes": r["size_bytes"],
+            "preview": r["preview"],
+        }
+        for r in rows
+    }
+
+
+def execution_detail(execution_id: str) -> dict[str, Any]:
+    """``GET /api/v1/executions/{id}``: the head row, the projection of its events and its outputs."""
+    row = (
+        Execution.objects.filter(pk=execution_id)
+        .values(
+            "id",
+            "workflow_id",
+            "version__number",
+            "shard_id",
+            "status",
+            "trigger",
+            "created_at",
+            "last_seq",
+            "error",
+        )
+        .first()
+    )
+    if row is None:
+        raise _execution_not_found(execution_id)
+    detail = projections.execution_detail(_events_by_execution([execution_id]).get(execution_id, []))
+    out: dict[str, Any] = {
+        "executionId": row["id"],
+        "workflowId": row["workflow_id"],
+        "version": row["version__number"],
+        "shardId": row["shard_id"],
+        "status": row["status"],
+        "trigger": row["trigger"],
+        "createdAt": iso(row["created_at"]),
+        "startTime": detail.get("startTime"),
+        "endTime": detail.get("endTime"),
+        "duration": detail.get("duration"),
+    }
+    error = detail.get("error") or row["error"]
+    if error:
+        out["error"] = error
+    if detail.get("failedNodeId"):
+        out["failedNodeId"] = detail["failedNodeId"]
+    out.update(lastSeq=row["last_seq"], nodes=detail["nodes"], outputs=_outputs(execution_id))
+    return out
+
+
+def execution_events(execution_id: str, *, after: int, limit: int) -> dict[str, Any]:
+    if not Execution.objects.filter(pk=execution_id).exists():
+        raise _execution_not_found(execution_id)
+    rows = (
+        Event.objects.filter(execution_id=execution_id, seq__gt=after)
+        .order_by("seq")
+        .values_list("seq", "type", "payload", "epoch", "created_at")[:limit]
+    )
+    return {
+        "executionId": execution_id,
+        "events": [
+            {"seq": seq, "type": type_, "payload": payload, "epoch": epoch, "timestamp": iso(at)}
+            for seq, type_, payload, epoch, at in rows
+        ],
+    }
+
+
+# --- history: projections of the journal (origin-product.md §3.5, §6.3) -------------------------------------
+
+
+def _detail(execution_id: str, status: str, events: Sequence[EventRecord]) -> dict[str, Any]:
+    """The projection; an execution no worker has started yet has no events, so only its id and status."""
+    if not events:
+        return {"executionId": execution_id, "status": status, "nodes": []}
+    return projections.execution_detail(events)
+
+
+def _recent_executions(workflow_id: str, limit: int) -> list[tuple[str, str]]:
+    """(id, status) of the ``limit`` most recent executions, oldest first."""
+    rows = list(
+        Execution.objects.filter(workflow_id=workflow_id)
+        .order_by(*_NEWEST)
+        .values_list("id", "status")[:limit]
+    )
+    rows.reverse()
+    return rows
+
+
+def history(workflow_id: str, *, limit: int) -> dict[str, Any]:
+    _require_workflow(workflow_id)
+    executions = _recent_executions(workflow_id, limit)
+    events = _events_by_execution([e for e, _ in executions])
+    return {
+        "workflowId": workflow_id,
+        "executions": [_detail(e, status, events.get(e, [])) for e, status in executions],
+    }
+
+
+def _summary(execution_id: str, status: str, events: Sequence[EventRecord]) -> dict[str, Any]:
+    return projections.summary(events) if events else {"executionId": execution_id, "status": status}
+
+
+def _current(execution_id: str, events: Sequence[EventRecord]) -> dict[str, Any]:
+    detail = _detail(execution_id, ExecutionStatus.PENDING, events)
+    started = next((e.payload for e in events if e.type == "WorkflowStarted"), None)
+    completed = {n["nodeId"] for n in detail["nodes"] if n["status"] == "completed"}
+    total = started.get("totalNodes") if started else None
+    return {
+        "executionId": execution_id,
+        "startTime": detail.get("startTime"),
+        "endTime": None,
+        "status": detail["status"],
+        "completedNodes": len(completed),
+        "totalNodes": total if total is not None else _node_count(execution_id),
+    }
+
+
+def history_status(workflow_id: str, *, limit: int) -> dict[str, Any]:
+    """The original's ``StatusResponse``, computed from the events of the most recent executions."""
+    _require_workflow(workflow_id)
+    executions = _recent_executions(workflow_id, limit)
+    events = _events_by_execution([e for e, _ in executions])
+    summaries = [_summary(e, status, events.get(e, [])) for e, status in executions]
+    active = [s for s in summaries if s["status"] in ("running", "pending")]
+    out: dict[str, Any] = {
+        "workflowId": workflow_id,
+        "state": "running" if active else (summaries[-1]["status"] if summaries else "idle"),
+    }
+    if active:
+        current_id = active[-1]["executionId"]
+        out["currentExecution"] = _current(current_id, events.get(current_id, []))
+    out["allExecutions"] = summaries
+    return out
+
+
+def history_execution(workflow_id: str, execution_id: str) -> dict[str, Any]:
+    status = (
+        Execution.objects.filter(pk=execution_id, workflow_id=workflow_id)
+        .values_list("status", flat=True)
+        .first()
+    )
+    if status is None:
+        raise _execution_not_found(execution_id)
+    return _detail(execution_id, status, _events_by_execution([execution_id]).get(execution_id, []))
+
+
+def history_timeline(workflow_id: str, execution_id: str | None) -> dict[str, Any]:
+    """The timeline of one execution; without ``execution_id`` the oldest, as the original."""
+    rows = Execution.objects.filter(workflow_id=workflow_id)
+    if execution_id is not None:
+        rows = rows.filter(pk=execution_id)
+    row = rows.order_by(*_OLDEST).values_list("id", "status").first()
+    if row is None:
+        raise NotFound("Execution not found.", details={"executionId": [execution_id or "(oldest)"]})
+    events = _events_by_execution([row[0]]).get(row[0], [])
+    timeline = projections.timeline(events)
+    if not events:
+        timeline.update(executionId=row[0], status=row[1])
+    return timeline
+
+
+# --- cluster (minimal; apps/cluster/api) ---------------------------------------------------------------------
+
+
+def _leader() -> str | None:
+    raw = redis_client.client().get(redis_client.key("coordinator", "leader"))
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _owned_counts() -> dict[str, int]:
+    rows = ShardLease.objects.filter(owner__isnull=False).order_by().values("owner").annotate(n=Count("*"))
+    return {r["owner"]: r["n"] for r in rows}
+
+
+def _members(members: Iterable[membership.Member], owned: dict[str, int]) -> list[dict[str, Any]]:
+    return [
+        {
+            "address": m.node_id,
+            "host": m.host,
+            "status": "Up",
+            "roles": [m.role],
+            "shards": owned.get(m.node_id, 0),
+        }
+        for m in sorted(members, key=lambda m: m.node_id)
+    ]
+
+
+def cluster_stats(self_address: str, self_roles: list[str]) -> dict[str, Any]:
+    """``GET /api/v1/cluster/stats``: live members from Redis, ownership from PostgreSQL."""
+    leader = _leader()
+    members = membership.live_members()
+    owned = _owned_counts()
+    return {
+        "clusterName": "workflow-engine",
+        "status": "Up" if leader else "Degraded",
+        "leader": leader,
+        "term": leadership.current_term()[0],
+        "members": len(members),
+        "nodeCount": len({m.node_id.split(":")[0] for m in members}),
+        "selfAddress": self_address,
+        "selfRoles": self_roles,
+        "memberList": _members(members, owned),
+        "sharding": {
+            "totalShards": engine_settings.number_of_shards,
+            "activeShards": sum(owned.values()),
+            "totalEntities": Execution.objects.filter(status__in=ACTIVE_STATUSES).count(),
+        },
+    }
+
+
+def cluster_shards() -> dict[str, Any]:
+    """Every shard with its lease and its number of active executions (one GROUP BY)."""
+    leases = {lease.shard_id: lease for lease in ShardLease.objects.all()}
+    counts = dict(
+        Execution.objects.filter(status__in=ACTIVE_STATUSES)
+        .order_by()
+        .values("shard_id")
+        .annotate(n=Count("*"))
+        .values_list("shard_id", "n")
+    )
+    shards = []
+    for shard_id in range(engine_settings.number_of_shards):
+        lease = leases.get(shard_id)
+        owner = lease.owner if lease else None
+        shards.append(
+            {
+                "shardId": shard_id,
+                "owner": owner,
+                "location": owner,
+                "epoch": lease.epoch if lease else 0,
+                "state": lease.state if lease else "unassigned",
+                "entityCount": counts.get(shard_id, 0),
+            }
+        )
+    return {
+        "entityType": "Workflow",
+        "totalShards": engine_settings.number_of_shards,
+        "activeShards": sum(1 for s in shards if s["owner"]),
+        "shards": shards,
+    }

@@ -1,0 +1,99 @@
+"""Running one node attempt: inputs in, records or a failure out. Shared by inline runs and node tasks.
+
+Nothing here touches the database; callers store the outcome in the transaction that reports it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from apps.workflows import metrics
+from apps.workflows.conf import engine_settings
+from apps.workflows.engine.dsl import WorkflowDef
+from apps.workflows.engine.graph import Graph
+from apps.workflows.engine.validation import compile_definition
+from apps.workflows.models import WorkflowVersion
+from apps.workflows.nodes.base import NodeContext, NodeError
+from apps.workflows.nodes.registry import resolve
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What an attempt produced: ``records`` on success, ``error`` on failure, and its log lines."""
+
+    node_id: str
+    attempt: int
+    records: list[Any] | None
+    records_processed: int
+    duration_ms: int
+    error: str | None = None
+    retryable: bool = False
+    logs: list[str] = field(default_factory=list)
+    size_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@lru_cache(maxsize=512)
+def compiled(version_id: int) -> tuple[WorkflowDef, Graph]:
+    """A version's definition and graph; versions are immutable, so the cache never goes stale."""
+    body = WorkflowVersion.objects.values_list("definition", flat=True).get(pk=version_id)
+    return compile_definition(body)
+
+
+def run(
+    wf: WorkflowDef, graph: Graph, execution_id: str, node_id: str, attempt: int, inputs: Sequence[Any]
+) -> Outcome:
+    """Run one attempt; never raises for a node's failure (it becomes ``Outcome.error``)."""
+    node = wf.node(node_id)
+    impl = resolve(
+        node.node_type,
+        node.declared_type,
+        has_inputs=bool(graph.nodes[node_id].upstream),
+        has_outputs=bool(graph.nodes[node_id].downstream),
+    )
+    assert impl is not None
+    logs: list[str] = []
+    ctx = NodeContext(execution_id, wf.id, node_id, attempt, impl.with_defaults(node.config), logs.append)
+    started = time.perf_counter()
+    try:
+        result = impl.run(ctx, inputs)
+        outcome = _checked(node_id, attempt, result.records, result.records_processed, logs)
+    except NodeError as exc:
+        outcome = Outcome(node_id, attempt, None, 0, 0, str(exc), exc.retryable, logs)
+    except Exception as exc:  # a bug in a node must fail the node, not the engine
+        logger.exception("node raised", extra={"execution_id": execution_id, "node_id": node_id})
+        outcome = Outcome(node_id, attempt, None, 0, 0, f"{type(exc).__name__}: {exc}", False, logs)
+    outcome.duration_ms = int((time.perf_counter() - started) * 1000)
+    metrics.workflow_node_duration_seconds.labels(node.node_type, "ok" if outcome.ok else "failed").observe(
+        outcome.duration_ms / 1000
+    )
+    return outcome
+
+
+def _checked(node_id: str, attempt: int, records: list[Any], processed: int, logs: list[str]) -> Outcome:
+    """Enforce the output limits with a clear error instead of storing an unbounded blob."""
+    max_records, max_bytes = engine_settings.max_node_output_records, engine_settings.max_node_output_bytes
+    if len(records) > max_records:
+        error = f"output of {len(records)} records exceeds max-node-output-records={max_records}"
+        return Outcome(node_id, attempt, None, 0, 0, error, False, logs)
+    size = len(json.dumps(records, separators=(",", ":"), default=str))
+    if size > max_bytes:
+        error = f"output of {size} bytes exceeds max-node-output-bytes={max_bytes}"
+        return Outcome(node_id, attempt, None, 0, 0, error, False, logs)
+    return Outcome(node_id, attempt, records, processed, 0, logs=logs, size_bytes=size)
+
+
+def gather(graph: Graph, node_id: str, outputs: Mapping[str, Sequence[Any]]) -> list[Any]:
+    """A node's input: its upstream outputs concatenated in edge order (fan-in)."""
+    return [record for upstream in graph.nodes[node_id].upstream for record in outputs[upstream]]

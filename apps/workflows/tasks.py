@@ -1,0 +1,69 @@
+"""Celery adapters: ids and primitives in, one service call, nothing returned (CONVENTIONS.md)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import InterfaceError, OperationalError
+
+from apps.workflows.errors import ShardNotOwned
+from apps.workflows.services import commands, dispatch, nodes
+from workflow_engine.celery import app
+
+logger = logging.getLogger(__name__)
+
+# PostgreSQL restarting or unreachable: try again with back-off rather than lose the hint.
+TRANSIENT = (OperationalError, InterfaceError)
+
+
+def engine_task(name: str) -> Callable[[Callable[..., None]], Any]:
+    """Register a task with the engine's delivery settings, transient-error retries and logging context."""
+
+    def wrap(fn: Callable[..., None]) -> Any:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> None:
+            try:
+                fn(*args, **kwargs)
+            except TRANSIENT:
+                logger.warning("transient database error; retrying", extra={"task": name, "args": args})
+                raise
+
+        return app.task(
+            name=name,
+            acks_late=True,
+            autoretry_for=TRANSIENT,
+            retry_backoff=0.5,
+            retry_backoff_max=10,
+            retry_jitter=True,
+            max_retries=None,
+        )(run)
+
+    return wrap
+
+
+@engine_task("workflows.apply_commands")
+def apply_commands(execution_id: str, recover: bool = False) -> None:
+    try:
+        commands.apply_pending(execution_id, recover=recover)
+    except ShardNotOwned as exc:
+        # not ours (any more): hand the hint back to the shard queue, which the owner consumes
+        logger.info(
+            "hint for a shard we do not own", extra={"execution_id": execution_id, "reason": str(exc)}
+        )
+        requeue(execution_id, recover)
+
+
+def requeue(execution_id: str, recover: bool) -> None:
+    from apps.workflows.models import Execution
+
+    shard = Execution.objects.filter(pk=execution_id).values_list("shard_id", flat=True).first()
+    if shard is not None:
+        dispatch.apply_hint(execution_id, shard, recover=recover, countdown=1.0)
+
+
+@engine_task("workflows.run_node")
+def run_node(execution_id: str, node_id: str, attempt: int, inputs: dict[str, int]) -> None:
+    nodes.run_node(execution_id, node_id, attempt, inputs)

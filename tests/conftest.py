@@ -1,0 +1,96 @@
+"""Fixtures shared by every test: the real database, and a real running node for integration tests.
+
+The database is the one in ``DATABASE_URL`` (./test starts an embedded PostgreSQL for it); it is migrated
+once per session. Tests that need committed data visible to other processes use ``live_db`` and unique ids,
+never a flush, because worker and coordinator processes share the database during the session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import TEST_TUNABLES, Api, Cluster, free_port, wait_for
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_blocker: Any) -> None:
+    from django.core.management import call_command
+
+    with django_db_blocker.unblock():
+        call_command("migrate", verbosity=0)
+
+
+@pytest.fixture
+def live_db(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Database access with autocommit: what this test writes, other processes see."""
+    with django_db_blocker.unblock():
+        yield
+
+
+def process_env(workdir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(TEST_TUNABLES)
+    env.update(
+        {
+            "WORKFLOW_PROFILE": "test",
+            "LOG_FORMAT": "json",
+            "WORKFLOW_DATA_DIR": str(workdir),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def make_token(username: str) -> str:
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+@pytest.fixture(scope="session")
+def node(
+    tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, django_db_blocker: Any
+) -> Iterator[dict[str, Any]]:
+    """One real node (``manage.py run_node``: gateway, coordinator, worker, metrics) for the session."""
+    workdir = tmp_path_factory.mktemp("node")
+    cluster = Cluster(workdir, process_env(workdir))
+    http, metrics = free_port(), free_port()
+    proc = cluster.start_node(http, metrics)
+    with django_db_blocker.unblock():
+        token = make_token("integration")
+    api = Api(f"http://127.0.0.1:{http}", token)
+    try:
+        wait_for("the gateway", lambda: api.get("/health/ready")[0] == 200, timeout=60)
+        wait_for("a worker to own shards", lambda: _owned_shards(django_db_blocker) > 0, timeout=60)
+        yield {"api": api, "cluster": cluster, "proc": proc, "metrics_port": metrics, "workdir": workdir}
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.stop()
+
+
+def _owned_shards(blocker: Any) -> int:
+    from apps.cluster.models import ShardLease
+
+    with blocker.unblock():
+        return ShardLease.objects.exclude(owner=None).count()
+
+
+@pytest.fixture
+def api(node: dict[str, Any]) -> Api:
+    return node["api"]
+
+
+@pytest.fixture
+def uid() -> str:
+    """A short unique suffix for ids, since the session's data is never flushed."""
+    return uuid.uuid4().hex[:10]

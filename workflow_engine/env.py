@@ -1,0 +1,119 @@
+"""Strict, typed readers of environment variables.
+
+Every reader raises ``ImproperlyConfigured`` naming the variable, the value it found and what it accepts, so a
+bad deployment fails at start with a message an operator can act on. Secrets may also come from ``NAME_FILE``
+(Docker and Kubernetes secrets).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def _raw(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else None
+
+
+def env_str(name: str, default: str) -> str:
+    return _raw(name) or default
+
+
+def env_secret(name: str, default: str | None = None) -> str | None:
+    """``NAME`` or the content of the file named by ``NAME_FILE`` (trailing newline removed)."""
+    path = _raw(f"{name}_FILE")
+    if path is None:
+        return _raw(name) or default
+    try:
+        return Path(path).read_text().rstrip("\n")
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{name}_FILE={path}: cannot read the file ({exc.strerror})") from exc
+
+
+def env_int(name: str, default: int, *, low: int | None = None, high: int | None = None) -> int:
+    raw = _raw(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected a whole number") from None
+    _check_range(name, value, low, high)
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = _raw(name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r}: expected one of true/false, yes/no, on/off, 1/0")
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = _raw(name)
+    if raw is None:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env_str(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
+def parse_duration(text: str | float | int, *, name: str = "duration") -> float:
+    """Seconds from ``30s``, ``5m``, ``1h``, ``1d``, ``250ms`` or a bare number of seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    match = _DURATION.match(str(text))
+    if match is None:
+        raise ImproperlyConfigured(f"{name}={text!r}: expected a duration such as 250ms, 30s, 5m, 1h or 1d")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def database_from_url(url: str, *, name: str = "DATABASE_URL") -> dict[str, object]:
+    """Django's DATABASES entry for a ``postgresql://user:password@host:port/dbname`` URL."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("postgres", "postgresql") or not parsed.path.strip("/"):
+        raise ImproperlyConfigured(f"{name}={url!r}: expected postgresql://user:password@host:port/database")
+    try:
+        port = parsed.port
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={url!r}: the port is not a number") from None
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parsed.path.lstrip("/")),
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": parsed.hostname or "",
+        "PORT": str(port or ""),
+    }
+
+
+def check_redis_url(url: str, *, name: str = "REDIS_URL") -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("redis", "rediss", "unix") or (parsed.scheme != "unix" and not parsed.hostname):
+        raise ImproperlyConfigured(f"{name}={url!r}: expected redis://host:port/db")
+    return url
+
+
+def _check_range(name: str, value: int | float, low: int | float | None, high: int | float | None) -> None:
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if low is not None and high is not None else f">= {low}"
+        raise ImproperlyConfigured(f"{name}={value}: must be {bounds}")

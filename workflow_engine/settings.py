@@ -1,0 +1,216 @@
+"""Django settings, read from the environment (12-factor). See docs/configuration.md for every variable.
+
+Profiles (``WORKFLOW_PROFILE``): ``dev`` (the default; what ./run uses), ``test`` and ``production``. A
+production profile requires ``SECRET_KEY`` and refuses ``DEBUG``. Engine tunables live in ``WORKFLOW_ENGINE``
+under the original product's key names and are validated by ``apps.workflows.conf`` at start.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from workflow_engine.env import (
+    check_redis_url,
+    database_from_url,
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PROFILE = env_choice("WORKFLOW_PROFILE", "dev", ("dev", "test", "production"))
+
+SECRET_KEY = env_secret("SECRET_KEY") or ""
+if not SECRET_KEY:
+    if PROFILE == "production":
+        raise ImproperlyConfigured(
+            "SECRET_KEY (or SECRET_KEY_FILE) is required when WORKFLOW_PROFILE=production"
+        )
+    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+DEBUG = env_bool("DEBUG", PROFILE == "dev")
+if DEBUG and PROFILE == "production":
+    raise ImproperlyConfigured("DEBUG=true is refused when WORKFLOW_PROFILE=production")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"] if PROFILE != "production" else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- the node -------------------------------------------------------------------------------------------
+ROLE_NAMES = ("coordinator", "worker", "api-gateway")
+WORKFLOW_ROLES = env_list("WORKFLOW_ROLES", list(ROLE_NAMES))
+for _role in WORKFLOW_ROLES:
+    if _role not in ROLE_NAMES:
+        raise ImproperlyConfigured(
+            f"WORKFLOW_ROLES contains {_role!r}: expected a subset of {', '.join(ROLE_NAMES)}"
+        )
+WORKFLOW_NODE_NAME = env_str("WORKFLOW_NODE_NAME", socket.gethostname())
+HTTP_HOST = env_str("HTTP_HOST", "0.0.0.0" if PROFILE == "production" else "127.0.0.1")
+HTTP_PORT = env_int("HTTP_PORT", 8080, low=1, high=65535)
+METRICS_PORT = env_int("METRICS_PORT", 9095, low=1, high=65535)
+GATEWAY_WORKERS = env_int("GATEWAY_WORKERS", 2, low=1, high=64)
+WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, low=1, high=256)
+DATA_DIR = Path(env_str("WORKFLOW_DATA_DIR", str(BASE_DIR / ".data")))
+
+# --- applications ---------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "apps.cluster",
+    "apps.workflows",
+]
+
+MIDDLEWARE = [
+    "apps.workflows.api.middleware.RequestMetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "workflow_engine.urls"
+WSGI_APPLICATION = "workflow_engine.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# --- storage --------------------------------------------------------------------------------------------
+DATABASE_URL = env_secret("DATABASE_URL") or "postgresql://postgres@127.0.0.1:54320/workflow_engine"
+_db = database_from_url(DATABASE_URL)
+_db.update(
+    {
+        # Persistent connections with a health check, so a PostgreSQL restart is noticed and reconnected.
+        "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60, low=0),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {
+            "application_name": env_str("WORKFLOW_PROCESS_ROLE", "manage"),
+            "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5, low=1),
+        },
+    }
+)
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = check_redis_url(env_secret("REDIS_URL") or "redis://127.0.0.1:63790/0")
+
+# --- Celery: messages are wake-up hints; PostgreSQL holds the truth (ARCHITECTURE.md §2) -----------------
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "retry_on_timeout": True,
+    "health_check_interval": 10,
+    "global_keyprefix": env_str("REDIS_KEY_PREFIX", "wfe:"),
+}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 900, low=1)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840, low=1)
+
+# --- engine tunables (original key names; validated in apps.workflows.conf) ------------------------------
+WORKFLOW_ENGINE = {
+    "number-of-shards": env_int("WORKFLOW_NUMBER_OF_SHARDS", 100),
+    "snapshot-every": env_int("WORKFLOW_SNAPSHOT_EVERY", 100 if PROFILE != "dev" else 50),
+    "keep-n-snapshots": env_int("WORKFLOW_KEEP_N_SNAPSHOTS", 2),
+    "passivate-idle-entity-after": env_str("WORKFLOW_PASSIVATE_IDLE_ENTITY_AFTER", "120s"),
+    "max-cached-entities": env_int("WORKFLOW_MAX_CACHED_ENTITIES", 10000),
+    "rebalance-interval": env_str("WORKFLOW_REBALANCE_INTERVAL", "10s"),
+    "rebalance-threshold": env_int("WORKFLOW_REBALANCE_THRESHOLD", 1),
+    "max-simultaneous-rebalance": env_int("WORKFLOW_MAX_SIMULTANEOUS_REBALANCE", 3),
+    "min-nr-of-members": env_int("WORKFLOW_MIN_NR_OF_MEMBERS", 1),
+    "heartbeat-interval": env_str("WORKFLOW_HEARTBEAT_INTERVAL", "1s"),
+    "liveness-ttl": env_str("WORKFLOW_LIVENESS_TTL", "4s"),
+    "leader-lease-ttl": env_str("WORKFLOW_LEADER_LEASE_TTL", "6s"),
+    "reconcile-interval": env_str("WORKFLOW_RECONCILE_INTERVAL", "1s"),
+    "sweep-interval": env_str("WORKFLOW_SWEEP_INTERVAL", "5s"),
+    "handoff-timeout": env_str("WORKFLOW_HANDOFF_TIMEOUT", "30s"),
+    "max-node-output-records": env_int("WORKFLOW_MAX_NODE_OUTPUT_RECORDS", 1_000_000),
+    "max-node-output-bytes": env_int("WORKFLOW_MAX_NODE_OUTPUT_BYTES", 64 * 1024 * 1024),
+    "file-roots": env_list(
+        "WORKFLOW_FILE_ROOTS", [str(DATA_DIR / "files")] + (["/tmp"] if PROFILE != "production" else [])
+    ),
+}
+
+# --- API ------------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.workflows.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "workflow-engine API",
+    "DESCRIPTION": "Durable, distributed workflows on Django, Celery, Redis and PostgreSQL.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- i18n, static ---------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# --- logging: JSON lines (docs/operations.md) ------------------------------------------------------------
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+LOG_FORMAT = env_choice("LOG_FORMAT", "json", ("json", "text"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "workflow_engine.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s [%(name)s] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "celery": {"level": "WARNING" if PROFILE == "test" else "INFO"},
+    },
+}

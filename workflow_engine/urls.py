@@ -1,0 +1,29 @@
+"""The gateway's URLs: the REST API under ``/api/`` (authenticated), its schema and docs, the admin and the
+open health probes. Paths DRF does not serve answer errors in the same JSON shape as the API."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from apps.workflows.api import health
+
+_OPEN = {"authentication_classes": [], "permission_classes": [AllowAny]}
+
+urlpatterns = [
+    path("health", health.HealthView.as_view(), name="health"),
+    path("health/live", health.LiveView.as_view(), name="health-live"),
+    path("health/ready", health.ReadyView.as_view(), name="health-ready"),
+    path("api/schema/", SpectacularAPIView.as_view(**_OPEN), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **_OPEN), name="docs"),
+    path("api/v1/cluster/", include("apps.cluster.api.urls")),
+    path("api/", include("apps.workflows.api.urls")),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "apps.workflows.api.errors.bad_request"
+handler403 = "apps.workflows.api.errors.permission_denied"
+handler404 = "apps.workflows.api.errors.not_found"
+handler500 = "apps.workflows.api.errors.server_error"
