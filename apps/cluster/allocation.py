@@ -31,7 +31,7 @@ def orphan_moves(leases: Sequence[Lease], live: Sequence[str]) -> list[Move]:
     if not live:
         return []
     load = Counter({w: 0 for w in live})
-    load.update(lease.owner for lease in leases if lease.owner in load)
+    load.update(lease.owner for lease in leases if lease.owner is not None and lease.owner in load)
     moves = []
     for lease in sorted(leases, key=lambda x: x.shard_id):
         if lease.owner in load:

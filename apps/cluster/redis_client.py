@@ -23,7 +23,7 @@ def client() -> redis.Redis:
 
 def key(*parts: str) -> str:
     """A coordination key under the same prefix as Celery's queues (``REDIS_KEY_PREFIX``)."""
-    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "wfe:")
+    prefix = str(settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "wfe:"))
     return prefix + ":".join(parts)
 
 

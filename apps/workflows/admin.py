@@ -1,6 +1,8 @@
-"""Django admin for definitions and executions. Everything the engine writes is read-only here: an edit by hand
-would bypass the journal (an execution's state is the fold of its events), so only viewing is allowed, and
-deleting finished executions."""
+"""Django admin for definitions and executions.
+
+Everything the engine writes is read-only here: an edit by hand would bypass the journal (an execution's state
+is the fold of its events), so only viewing is allowed, and deleting finished executions.
+"""
 
 from __future__ import annotations
 

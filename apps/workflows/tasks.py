@@ -35,7 +35,7 @@ def engine_task(name: str) -> Callable[[Callable[..., None]], Any]:
             name=name,
             acks_late=True,
             autoretry_for=TRANSIENT,
-            retry_backoff=0.5,
+            retry_backoff=1,
             retry_backoff_max=10,
             retry_jitter=True,
             max_retries=None,

@@ -28,7 +28,7 @@ def minimal(workflow_id: str) -> dict[str, Any]:
     return body
 
 
-def node(node_id: str, node_type: str, kind: str, **config: Any) -> dict[str, Any]:
+def step(node_id: str, node_type: str, kind: str, **config: Any) -> dict[str, Any]:
     return {
         "id": node_id,
         "type": kind,
@@ -109,10 +109,10 @@ def test_a_csv_filter_map_file_pipeline_over_10000_rows_writes_exactly_the_expec
     body = workflow(
         f"csv-{uid}",
         [
-            node("read", "file.csv", "source", path=str(source)),
-            node("adults", "filter", "transform", condition="age > 30"),
-            node("upper", "map", "transform", expression="upper(name)"),
-            node("write", "file.text", "sink", path=str(target)),
+            step("read", "file.csv", "source", path=str(source)),
+            step("adults", "filter", "transform", condition="age > 30"),
+            step("upper", "map", "transform", expression="upper(name)"),
+            step("write", "file.text", "sink", path=str(target)),
         ],
         [("read", "adults"), ("adults", "upper"), ("upper", "write")],
     )
@@ -130,11 +130,11 @@ def test_two_sources_into_one_transform_into_two_sinks_runs_the_real_dag(
     body = workflow(
         f"dag-{uid}",
         [
-            node("small", "sequence.numbers", "source", start=1, end=3),
-            node("big", "memory.collection", "source", data=[{"n": 100}, {"n": 200}]),
-            node("double", "map", "transform", expression="coalesce(n, value) * 2"),
-            node("file", "file.text", "sink", path=str(target)),
-            node("count", "aggregate.count", "sink"),
+            step("small", "sequence.numbers", "source", start=1, end=3),
+            step("big", "memory.collection", "source", data=[{"n": 100}, {"n": 200}]),
+            step("double", "map", "transform", expression="coalesce(n, value) * 2"),
+            step("file", "file.text", "sink", path=str(target)),
+            step("count", "aggregate.count", "sink"),
         ],
         [("small", "double"), ("big", "double"), ("double", "file"), ("double", "count")],
     )
@@ -149,9 +149,9 @@ def test_a_failing_node_fails_the_execution_with_the_reason(api: Api, uid: str) 
     body = workflow(
         f"fail-{uid}",
         [
-            node("rows", "memory.collection", "source", data=[{"a": 1}, {"b": 2}]),
-            node("keep", "filter", "transform", condition="a > 0"),
-            node("out", "console.log", "sink"),
+            step("rows", "memory.collection", "source", data=[{"a": 1}, {"b": 2}]),
+            step("keep", "filter", "transform", condition="a > 0"),
+            step("out", "console.log", "sink"),
         ],
         [("rows", "keep"), ("keep", "out")],
     )

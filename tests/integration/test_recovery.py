@@ -16,7 +16,7 @@ from apps.workflows.models import Command, Event, Execution
 from apps.workflows.services import commands, dispatch, nodes
 from apps.workflows.services.runner import Outcome
 from tests.harness import Api, wait_for
-from tests.integration.test_executions import minimal, run, workflow
+from tests.integration.test_executions import minimal, run, step, workflow
 
 pytestmark = pytest.mark.usefixtures("live_db")
 
@@ -46,9 +46,9 @@ def test_a_worker_killed_mid_execution_is_recovered_and_nothing_runs_twice(
     body = workflow(
         f"kill-{uid}",
         [
-            node("read", "file.csv", "source", path=str(source)),
-            node("words", "map", "transform", expression="word"),
-            node("write", "file.text", "sink", path=str(target)),
+            step("read", "file.csv", "source", path=str(source)),
+            step("words", "map", "transform", expression="word"),
+            step("write", "file.text", "sink", path=str(target)),
         ],
         [("read", "words"), ("words", "write")],
     )
@@ -90,17 +90,28 @@ def test_a_worker_killed_mid_execution_is_recovered_and_nothing_runs_twice(
     print(f"recovered in {time.monotonic() - killed_at:.1f}s after SIGKILL")
 
 
-def test_the_same_command_delivered_twice_produces_no_duplicate_event(api: Api, uid: str) -> None:
-    execution_id = run(api, minimal(f"dup-{uid}"))["executionId"]
+def test_the_same_command_delivered_twice_produces_no_duplicate_event(
+    api: Api, uid: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "out.txt"
+    body = workflow(
+        f"dup-{uid}",
+        [
+            step("s", "sequence.numbers", "source", start=1, end=3),
+            step("out", "file.text", "sink", path=str(target)),
+        ],
+        [("s", "out")],
+    )
+    execution_id = run(api, body)["executionId"]
     before = event_types(execution_id)
     execution = Execution.objects.get(pk=execution_id)
     commands_before = Command.objects.filter(execution_id=execution_id).count()
 
-    # the node's result reported again (a redelivered or re-run node task): the inbox keeps one
-    nodes.report(execution, Outcome("s", 1, [1, 2, 3, 4, 5], 5, 3))
+    # the file sink's result reported again (a redelivered or re-run node task): the inbox keeps one
+    nodes.report(execution, Outcome("out", 1, [], 3, 3))
     assert Command.objects.filter(execution_id=execution_id).count() == commands_before
     # the node task and the apply hint delivered again through Celery
-    dispatch.run_node(execution_id, "s", 1, {})
+    dispatch.run_node(execution_id, "out", 1, {"s": 1})
     dispatch.apply_hint(execution_id, execution.shard_id)
     dispatch.apply_hint(execution_id, execution.shard_id, recover=True)
     # and applied directly by the shard's owner, twice
@@ -117,4 +128,5 @@ def test_the_same_command_delivered_twice_produces_no_duplicate_event(api: Api, 
         identity.adopt(saved or "")
     time.sleep(1.5)  # give the redelivered hints time to be (not) applied by the worker
     assert event_types(execution_id) == before
+    assert target.read_text().splitlines() == ["1", "2", "3"]
     assert not Command.objects.filter(execution_id=execution_id, processed_at=None).exists()

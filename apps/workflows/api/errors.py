@@ -1,4 +1,4 @@
-"""One error shape for every response: ``{"error": <code>, "message": <text>, "details": {field: [problems]}}``.
+"""One error shape for every response: ``{"error": code, "message": text, "details": {field: [problems]}}``.
 
 ``exception_handler`` is DRF's ``EXCEPTION_HANDLER``; ``not_found`` and ``server_error`` are Django's
 ``handler404``/``handler500`` for paths DRF does not serve. A dependency that is down (PostgreSQL, Redis) is a
@@ -13,6 +13,7 @@ from typing import Any
 
 import redis.exceptions
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
@@ -44,7 +45,7 @@ def error_body(code: str, message: str, details: Mapping[str, list[str]] | None 
 
 
 def flatten(detail: Any, prefix: str = "") -> Details:
-    """DRF's nested error detail as ``{"field.sub": ["problem", ...]}``; bare lists go to ``non_field_errors``."""
+    """DRF's nested error detail as ``{"field.sub": [problems]}``; bare lists go to ``non_field_errors``."""
     if isinstance(detail, Mapping):
         out: Details = {}
         for key, value in detail.items():
@@ -74,8 +75,9 @@ def _respond(
 
 def _from_api_exception(exc: drf.APIException) -> Response:
     headers: dict[str, str] = {}
-    if isinstance(exc, drf.Throttled) and exc.wait is not None:
-        headers["Retry-After"] = str(int(exc.wait))
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, drf.Throttled) and wait is not None:
+        headers["Retry-After"] = str(int(wait))
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
     if isinstance(exc, drf.ValidationError):
@@ -96,6 +98,10 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
         return _respond(403, "permission_denied", "You do not have permission to perform this action.")
     if isinstance(exc, drf.APIException):
         return _from_api_exception(exc)
+    if isinstance(exc, RequestDataTooBig):
+        return _respond(413, "payload_too_large", "The request body is too large.")
+    if isinstance(exc, SuspiciousOperation):
+        return _respond(400, "bad_request", "The request could not be understood.")
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
         return _respond(

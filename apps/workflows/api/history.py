@@ -1,4 +1,4 @@
-"""The event-history routes (origin-product.md §6.3): projections of the journal, as the original's UI reads them.
+"""The event-history routes (origin-product.md §6.3): projections of the journal, as the original UI reads.
 
 Unlike the original, an unknown workflow or execution is a 404 in the error shape (it answered 200 with an
 error body, or text).

@@ -1,6 +1,6 @@
 """Response shapes for the OpenAPI schema (documentation only: the views return plain dicts).
 
-Field names are the original product's camelCase ones (origin-product.md §3.5, §6), so its clients keep working.
+Field names are the original product's camelCase ones (origin-product.md §3.5, §6): its clients keep working.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def errors(*statuses: int) -> dict[int, OpenApiResponse]:
     return {code: OpenApiResponse(ErrorSerializer, description=text.get(code, "Error.")) for code in statuses}
 
 
-# --- the workflow DSL (origin-product.md §1.1) ---------------------------------------------------------------
+# --- the workflow DSL (origin-product.md §1.1) --------------------------------------------------------------
 
 
 class PositionSerializer(s.Serializer):
@@ -41,21 +41,21 @@ class NodeSerializer(s.Serializer):
     id = s.CharField()
     type = s.ChoiceField(choices=["source", "transform", "sink"], required=False)
     nodeType = s.CharField(help_text="A type from GET /api/v1/workflows/node-types.")
-    label = s.CharField(required=False)
+    label = s.CharField(required=False)  # type: ignore[assignment]  # a DSL field, not Field.label
     position = PositionSerializer(required=False)
     config = s.DictField(required=False)
-    style = s.DictField(required=False)
+    style = s.DictField(required=False)  # type: ignore[assignment]
 
 
 class EdgeSerializer(s.Serializer):
     id = s.CharField()
-    source = s.CharField()
+    source = s.CharField()  # type: ignore[assignment]
     target = s.CharField()
     sourceHandle = s.CharField(required=False)
     targetHandle = s.CharField(required=False)
     animated = s.BooleanField(required=False)
-    label = s.CharField(required=False)
-    style = s.DictField(required=False)
+    label = s.CharField(required=False)  # type: ignore[assignment]
+    style = s.DictField(required=False)  # type: ignore[assignment]
 
 
 class WorkflowDefinitionSerializer(s.Serializer):
@@ -105,7 +105,7 @@ MINIMAL_WORKFLOW = OpenApiExample(
 
 
 class NodeTypesSerializer(s.Serializer):
-    source = s.ListField(child=s.DictField())
+    source = s.ListField(child=s.DictField())  # type: ignore[assignment]
     transform = s.ListField(child=s.DictField())
     sink = s.ListField(child=s.DictField())
 
@@ -138,7 +138,7 @@ class ExecutionStartedSerializer(s.Serializer):
     duplicate = s.BooleanField(required=False, help_text="Present (true) when the Idempotency-Key was used.")
 
 
-# --- executions ------------------------------------------------------------------------------------------------
+# --- executions ---------------------------------------------------------------------------------------------
 
 
 class CurrentExecutionSerializer(s.Serializer):
@@ -236,7 +236,7 @@ class ExecutionEventsSerializer(s.Serializer):
     events = EventSerializer(many=True)
 
 
-# --- history (projections of the events, origin-product.md §3.5) ----------------------------------------------
+# --- history (projections of the events, origin-product.md §3.5) --------------------------------------------
 
 
 class ExecutionDetailSerializer(s.Serializer):
@@ -292,7 +292,7 @@ class TimelineSerializer(s.Serializer):
     nodes = TimelineNodeSerializer(many=True)
 
 
-# --- health ------------------------------------------------------------------------------------------------------
+# --- health -------------------------------------------------------------------------------------------------
 
 
 class CheckSerializer(s.Serializer):

@@ -112,7 +112,8 @@ class _Query(serializers.Serializer):
 
     @classmethod
     def parse(cls, params: Mapping[str, Any]) -> dict[str, Any]:
-        query = cls(data={k: params.get(k) for k in cls().fields if params.get(k) is not None})
+        names: list[str] = list(cls._declared_fields)
+        query = cls(data={k: params[k] for k in names if params.get(k) is not None})
         query.is_valid(raise_exception=True)
         return dict(query.validated_data)
 

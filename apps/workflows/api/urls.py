@@ -1,6 +1,6 @@
 """Routes of the workflows API; the paths and their order are the original's (origin-product.md §6.1).
 
-``node-types`` comes before ``<workflow_id>``, so a workflow cannot be named ``node-types`` (as in the original).
+``node-types`` comes before ``<workflow_id>``: a workflow cannot be named ``node-types`` (as in the original).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """REST views for workflows and executions (origin-product.md §6.1, made real).
 
-Thin adapters: parse the input (``serializers.py``), call one service or query, return its dict. Every error is
-an exception turned into the one error shape by ``errors.exception_handler``.
+Thin adapters: parse the input (``serializers.py``), call one service or query, return its dict. Every error
+is an exception turned into the one error shape by ``errors.exception_handler``.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
-    description=f"Up to {inp.MAX_IDEMPOTENCY_KEY} characters. A retry with the same key returns the execution "
-    'the first request started, with "duplicate": true.',
+    description=f"Up to {inp.MAX_IDEMPOTENCY_KEY} characters. A retry with the same key returns the "
+    'execution the first request started, with "duplicate": true.',
 )
 
 

@@ -51,12 +51,12 @@ def check(wf: WorkflowDef, resolve: Resolver, known_types: list[str]) -> Problem
 
 
 def _check_duplicates(wf: WorkflowDef, out: Problems) -> None:
-    for kind, items in (("nodes", wf.nodes), ("edges", wf.edges)):
+    for kind, ids in (("nodes", [n.id for n in wf.nodes]), ("edges", [e.id for e in wf.edges])):
         seen: set[str] = set()
-        for i, item in enumerate(items):
-            if item.id in seen:
-                out[f"{kind}[{i}].id"] = [f"Duplicate id {item.id!r}."]
-            seen.add(item.id)
+        for i, item_id in enumerate(ids):
+            if item_id in seen:
+                out[f"{kind}[{i}].id"] = [f"Duplicate id {item_id!r}."]
+            seen.add(item_id)
 
 
 def _check_edges(wf: WorkflowDef, out: Problems) -> None:

@@ -1,9 +1,9 @@
 """Applying an execution's pending commands: the one place where its journal grows.
 
 ``apply_pending`` runs on the worker that owns the execution's shard. In one transaction it locks the
-execution row, passes the shard fence, folds every unprocessed inbox command through ``decide``, runs the inline nodes
-that become ready, appends the events, marks the commands processed and updates the head row. Node tasks and
-cache updates are registered to run after commit.
+execution row, passes the shard fence, folds every unprocessed inbox command through ``decide``, runs the
+inline nodes that become ready, appends the events, marks the commands processed and updates the head row.
+Node tasks and cache updates are registered to run after commit.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def update(workflow_id: str, body: Any) -> tuple[Workflow, bool]:
     wf = _validated(body)
     with transaction.atomic():
         workflow = (
-            Workflow.objects.select_for_update()
+            Workflow.objects.select_for_update(of=("self",))
             .select_related("current_version")
             .filter(pk=workflow_id)
             .first()

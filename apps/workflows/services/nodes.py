@@ -8,6 +8,7 @@ by the transaction that stored the command, so they are never doubled.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -61,15 +62,20 @@ def _payload(o: Outcome) -> dict[str, object]:
     return {**base, "error": o.error, "retryable": o.retryable}
 
 
-def _store(execution_id: str, o: Outcome, now: object) -> None:
+def _store(execution_id: str, o: Outcome, now: datetime) -> None:
     if o.ok and o.records is not None:
-        NodeOutput.objects.create(
-            execution_id=execution_id,
-            node_id=o.node_id,
-            attempt=o.attempt,
-            records=o.records,
-            record_count=len(o.records),
-            size_bytes=o.size_bytes,
+        NodeOutput.objects.bulk_create(
+            [
+                NodeOutput(
+                    execution_id=execution_id,
+                    node_id=o.node_id,
+                    attempt=o.attempt,
+                    records=o.records,
+                    record_count=len(o.records),
+                    size_bytes=o.size_bytes,
+                )
+            ],
+            ignore_conflicts=True,  # the attempt may already have an output (an inline run, a re-run)
         )
     ExecutionLog.objects.bulk_create(
         ExecutionLog(execution_id=execution_id, node_id=o.node_id, message=line, created_at=now)

@@ -162,11 +162,11 @@ def workflow_status(workflow_id: str) -> dict[str, Any]:
 def execution_list(workflow_id: str, *, limit: int, offset: int, status: str | None) -> list[dict[str, Any]]:
     """Newest first, with the number of log lines of each, in two queries whatever the page size."""
     _require_workflow(workflow_id)
-    rows = Execution.objects.filter(workflow_id=workflow_id)
+    selected = Execution.objects.filter(workflow_id=workflow_id)
     if status:
-        rows = rows.filter(status=status)
+        selected = selected.filter(status=status)
     rows = (
-        rows.annotate(logs_count=Count("logs"))
+        selected.annotate(logs_count=Count("logs"))
         .order_by(*_NEWEST)
         .values("id", "status", "created_at", "started_at", "ended_at", "logs_count")
     )
@@ -386,7 +386,7 @@ def history_timeline(workflow_id: str, execution_id: str | None) -> dict[str, An
     return timeline
 
 
-# --- cluster (minimal; apps/cluster/api) ---------------------------------------------------------------------
+# --- cluster (minimal; apps/cluster/api) --------------------------------------------------------------------
 
 
 def _leader() -> str | None:
@@ -396,7 +396,7 @@ def _leader() -> str | None:
 
 def _owned_counts() -> dict[str, int]:
     rows = ShardLease.objects.filter(owner__isnull=False).order_by().values("owner").annotate(n=Count("*"))
-    return {r["owner"]: r["n"] for r in rows}
+    return {str(r["owner"]): r["n"] for r in rows}
 
 
 def _members(members: Iterable[membership.Member], owned: dict[str, int]) -> list[dict[str, Any]]:

@@ -47,6 +47,9 @@ class Child:
 
 class Command(BaseCommand):
     help = "Run this node's roles (WORKFLOW_ROLES) as supervised processes, with metrics on METRICS_PORT."
+    # the children run Django's checks themselves; here they would import the metrics before their directory
+    # exists (prometheus_client multiprocess mode)
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--roles", default=",".join(settings.WORKFLOW_ROLES))

@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
+from apps.workflows.conf import engine_settings
 from apps.workflows.errors import EngineError
 from apps.workflows.models import Workflow
 from apps.workflows.services import definitions
@@ -71,7 +72,7 @@ def _admin(username: str, password: str) -> Any:
 
 def load_examples() -> list[str]:
     """Create (or update) each ``examples/*.json`` workflow; copy ``examples/data`` into the file root."""
-    files_root = Path(settings.WORKFLOW_ENGINE["file-roots"][0])
+    files_root = engine_settings.file_roots[0]
     files_root.mkdir(parents=True, exist_ok=True)
     for data in sorted((EXAMPLES / "data").glob("*")):
         shutil.copyfile(data, files_root / data.name)
