@@ -20,7 +20,9 @@ from django.db.migrations.executor import MigrationExecutor
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -93,9 +95,22 @@ def _report() -> Response:
     )
 
 
+class _AlwaysJSON(BaseContentNegotiation):
+    """A probe answers whatever the client's Accept header says (a 406 would read as "down")."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(
+        self, request: Request, renderers: Any, format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        return JSONRenderer(), JSONRenderer.media_type
+
+
 class _Probe(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    content_negotiation_class = _AlwaysJSON
 
 
 _CHECKED = {200: HealthSerializer, 503: OpenApiResponse(HealthSerializer, description="A check failed.")}
