@@ -41,7 +41,9 @@ def test_snapshots_are_taken_every_snapshot_every_events_and_match_a_full_replay
     # the test profile snapshots every 10 events and keeps the last 2; the first batch alone has 23 events
     snapshots = list(Snapshot.objects.filter(execution=execution).order_by("seq"))
     assert 1 <= len(snapshots) <= 2 and snapshots[0].seq >= 23
-    replayed = st.fold(st.ExecutionState(execution_id, execution.workflow_id), journal.events_of(execution_id))
+    replayed = st.fold(
+        st.ExecutionState(execution_id, execution.workflow_id), journal.events_of(execution_id)
+    )
     assert replayed.status == st.ExecStatus.COMPLETED
     for snap in snapshots:
         assert st.fold(st.from_json(snap.state), journal.events_of(execution_id, snap.seq)) == replayed
@@ -52,7 +54,9 @@ def test_a_corrupt_snapshot_falls_back_to_a_full_replay(api: Api, uid: str) -> N
     execution = Execution.objects.get(pk=execution_id)
     assert Snapshot.objects.filter(execution=execution).update(state={"schema": 1, "garbage": True}) == 1
     journal.cache.drop(execution_id)
-    replayed = st.fold(st.ExecutionState(execution_id, execution.workflow_id), journal.events_of(execution_id))
+    replayed = st.fold(
+        st.ExecutionState(execution_id, execution.workflow_id), journal.events_of(execution_id)
+    )
     assert journal.hydrate(execution) == replayed
 
 
