@@ -33,7 +33,7 @@ if not SECRET_KEY:
             "SECRET_KEY (or SECRET_KEY_FILE) is required when WORKFLOW_PROFILE=production"
         )
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
-DEBUG = env_bool("DEBUG", PROFILE == "dev")
+DEBUG = env_bool("DEBUG", False)
 if DEBUG and PROFILE == "production":
     raise ImproperlyConfigured("DEBUG=true is refused when WORKFLOW_PROFILE=production")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"] if PROFILE != "production" else [])
@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "apps.cluster",
     "apps.workflows",
 ]
@@ -73,6 +74,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.workflows.api.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # static files (admin, API docs) from the gateway itself, with no web server or CDN needed
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -187,6 +190,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- i18n, static ---------------------------------------------------------------------------------------
@@ -195,7 +201,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT = env_str("STATIC_ROOT", "") or None  # only for `collectstatic` behind a web server
+WHITENOISE_USE_FINDERS = True  # serve straight from the apps' static folders: no collectstatic step
 
 # --- logging: JSON lines (docs/operations.md) ------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))

@@ -25,7 +25,7 @@ def chain(workflow_id: str, length: int) -> dict[str, Any]:
 
 
 def fan_out(workflow_id: str, sinks: int, directory: Any) -> dict[str, Any]:
-    """A source into many file sinks: each sink's result is applied on its own, so the journal grows in steps."""
+    """A source into many file sinks: each sink's result is applied on its own, so the journal grows."""
     nodes = [step("src", "sequence.numbers", "source", start=1, end=2)]
     nodes += [step(f"out{i}", "file.text", "sink", path=str(directory / f"{i}.txt")) for i in range(sinks)]
     return workflow(workflow_id, nodes, [("src", f"out{i}") for i in range(sinks)])

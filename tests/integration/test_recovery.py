@@ -16,7 +16,7 @@ from apps.workflows.models import Command, Event, Execution
 from apps.workflows.services import commands, dispatch, nodes
 from apps.workflows.services.runner import Outcome
 from tests.harness import Api, wait_for
-from tests.integration.test_executions import minimal, run, step, workflow
+from tests.integration.test_executions import run, step, workflow
 
 pytestmark = pytest.mark.usefixtures("live_db")
 

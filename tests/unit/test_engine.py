@@ -223,3 +223,12 @@ def test_projections_show_node_level_detail() -> None:
         "recordsProcessed",
         "error",
     }
+
+
+@pytest.mark.parametrize("bad", ["a/b", "x" * 201, "tab\there"])
+def test_ids_that_cannot_live_in_a_url_are_refused(bad: str) -> None:
+    raw = copy.deepcopy(MINIMAL)
+    raw["id"] = bad
+    raw["nodes"][0]["id"] = bad
+    problems = problems_of(raw)
+    assert "id" in problems and "nodes[0].id" in problems

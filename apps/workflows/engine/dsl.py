@@ -72,12 +72,28 @@ def _optional(
         out[f"{path}{key}"] = problems
 
 
+MAX_ID_LENGTH = 200
+
+
+def _identifier(value: str | None, field: str, out: Problems) -> str | None:
+    """Ids appear in URLs and in inbox keys: no slash, no control character, at most 200 characters."""
+    if value is None:
+        return None
+    if len(value) > MAX_ID_LENGTH:
+        out[field] = [f"At most {MAX_ID_LENGTH} characters (got {len(value)})."]
+    elif "/" in value or any(ord(c) < 32 for c in value):
+        out[field] = ["May not contain '/' or control characters."]
+    else:
+        return value
+    return None
+
+
 def parse(body: Any) -> tuple[WorkflowDef | None, Problems]:
     """The definition and its shape problems; ``None`` when the body cannot be read as the DSL."""
     if not isinstance(body, Mapping):
         return None, {"non_field_errors": ["The body must be a JSON object (the workflow DSL)."]}
     out: Problems = {}
-    wf_id = _required(body, "id", str, "a string", "", out)
+    wf_id = _identifier(_required(body, "id", str, "a string", "", out), "id", out)
     name = _required(body, "name", str, "a string", "", out)
     for key in ("description", "version", "author"):
         _optional(body, key, str, "a string", "", out)
@@ -109,7 +125,7 @@ def _parse_node(raw: Any, path: str, out: Problems) -> NodeDef | None:
         out[path.rstrip(".")] = ["Must be an object with id, nodeType and config."]
         return None
     before = len(out)
-    node_id = _required(raw, "id", str, "a string", path, out)
+    node_id = _identifier(_required(raw, "id", str, "a string", path, out), f"{path}id", out)
     node_type = _required(raw, "nodeType", str, "a string", path, out)
     _optional(raw, "label", str, "a string", path, out)
     _optional(raw, "config", dict, "an object", path, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from django.db import IntegrityError, transaction
@@ -23,7 +24,7 @@ def start(
 
     The start command's id carries the Idempotency-Key, so a client retry cannot start a second execution.
     """
-    command_id = f"start:{workflow_id}:{idempotency_key}" if idempotency_key else None
+    command_id = _start_command_id(workflow_id, idempotency_key) if idempotency_key else None
     if command_id and (existing := _started_by(command_id)):
         return existing, False
     try:
@@ -33,6 +34,12 @@ def start(
         if command_id and (existing := _started_by(command_id)):
             return existing, False
         raise NotFound(f"Workflow {workflow_id!r} not found.") from None
+
+
+def _start_command_id(workflow_id: str, idempotency_key: str) -> str:
+    """Keys are scoped per workflow; hashed, so any key length fits the inbox id."""
+    digest = hashlib.sha256(f"{workflow_id}\0{idempotency_key}".encode()).hexdigest()
+    return f"start:{digest}"
 
 
 def _started_by(command_id: str) -> Execution | None:
