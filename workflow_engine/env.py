@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -103,6 +103,8 @@ def database_from_url(url: str, *, name: str = "DATABASE_URL") -> dict[str, obje
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": parsed.hostname or "",
         "PORT": str(port or ""),
+        # libpq parameters in the query string (sslmode, sslrootcert, target_session_attrs ...)
+        "OPTIONS": dict(parse_qsl(parsed.query)),
     }
 
 

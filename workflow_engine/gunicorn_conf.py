@@ -1,4 +1,8 @@
-"""Gunicorn settings for the api-gateway role (run by ``manage.py run_node`` or systemd)."""
+"""Gunicorn settings for the api-gateway role (run by ``manage.py run_node``, systemd or Kubernetes).
+
+Values come from the same strictly parsed settings as everything else (``HTTP_HOST``, ``HTTP_PORT``,
+``GATEWAY_WORKERS``, ``GATEWAY_THREADS``), so the profiles' defaults apply here too.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ from typing import Any
 
 from prometheus_client import multiprocess
 
-bind = f"{os.environ.get('HTTP_HOST', '127.0.0.1')}:{os.environ.get('HTTP_PORT', '8080')}"
-workers = int(os.environ.get("GATEWAY_WORKERS", "2"))
+from workflow_engine import settings as _settings
+
+bind = f"{_settings.HTTP_HOST}:{_settings.HTTP_PORT}"
+workers = _settings.GATEWAY_WORKERS
 worker_class = "gthread"
-threads = int(os.environ.get("GATEWAY_THREADS", "4"))
+threads = _settings.GATEWAY_THREADS
 timeout = 60
 graceful_timeout = 20
 accesslog = None

@@ -8,6 +8,7 @@ under the original product's key names and are validated by ``apps.workflows.con
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -52,6 +53,7 @@ HTTP_HOST = env_str("HTTP_HOST", "0.0.0.0" if PROFILE == "production" else "127.
 HTTP_PORT = env_int("HTTP_PORT", 8080, low=1, high=65535)
 METRICS_PORT = env_int("METRICS_PORT", 9095, low=1, high=65535)
 GATEWAY_WORKERS = env_int("GATEWAY_WORKERS", 2, low=1, high=64)
+GATEWAY_THREADS = env_int("GATEWAY_THREADS", 4, low=1, high=64)
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, low=1, high=256)
 DATA_DIR = Path(env_str("WORKFLOW_DATA_DIR", str(BASE_DIR / ".data")))
 
@@ -101,6 +103,21 @@ TEMPLATES = [
     }
 ]
 
+
+def _process_role(argv: list[str]) -> str:
+    """PostgreSQL's ``application_name`` (visible in pg_stat_activity): which role this process plays."""
+    line = " ".join(argv)
+    for marker, role in (
+        ("run_coordinator", "coordinator"),
+        ("run_node", "node"),
+        ("celery", "worker"),
+        ("gunicorn", "gateway"),
+    ):
+        if marker in line:
+            return role
+    return "manage"
+
+
 # --- storage --------------------------------------------------------------------------------------------
 DATABASE_URL = env_secret("DATABASE_URL") or "postgresql://postgres@127.0.0.1:54320/workflow_engine"
 _db = database_from_url(DATABASE_URL)
@@ -110,8 +127,9 @@ _db.update(
         "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60, low=0),
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
-            "application_name": env_str("WORKFLOW_PROCESS_ROLE", "manage"),
+            "application_name": env_str("WORKFLOW_PROCESS_ROLE", "") or _process_role(sys.argv),
             "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5, low=1),
+            **_db["OPTIONS"],  # type: ignore[dict-item]
         },
     }
 )

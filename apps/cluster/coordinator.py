@@ -59,9 +59,12 @@ class Coordinator:
         self.members = set(live)
 
     def allocate(self, live: list[str]) -> list[Move]:
-        if len(live) < engine_settings.min_nr_of_members:
-            return []
         _ensure_shards(engine_settings.number_of_shards)
+        if (
+            len(live) < engine_settings.min_nr_of_members
+            and not ShardLease.objects.exclude(owner=None).exists()
+        ):
+            return []  # the first allocation waits for min-nr-of-members, as Pekko's does
         leases = [Lease(s, o, e) for s, o, e in ShardLease.objects.values_list("shard_id", "owner", "epoch")]
         moves = orphan_moves(leases, live)
         if moves:

@@ -65,7 +65,7 @@ class EngineSettings:
 
 def load(raw: dict[str, Any]) -> EngineSettings:
     """Parse and validate ``WORKFLOW_ENGINE``; every problem is reported at once."""
-    unknown = sorted(set(raw) - set(_SPEC))
+    unknown = sorted(set(raw) - set(_SPEC))  # only possible through settings.py, not the environment
     errors = [f"unknown key {k!r} (known: {', '.join(sorted(_SPEC))})" for k in unknown]
     values: dict[str, Any] = {}
     for key, (kind, default, low, high) in _SPEC.items():
@@ -82,16 +82,23 @@ def load(raw: dict[str, Any]) -> EngineSettings:
 def _parse(key: str, kind: str, value: Any, low: float | None, high: float | None) -> Any:
     if kind == "paths":
         return [Path(p).resolve() for p in value]
-    parsed: float = parse_duration(value, name=key) if kind == "duration" else _int(key, value)
+    parsed: float = (
+        parse_duration(value, name=f"{key} ({env_name(key)})") if kind == "duration" else _int(key, value)
+    )
     if (low is not None and parsed < low) or (high is not None and parsed > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ImproperlyConfigured(f"{key}={value!r} must be {bounds}")
+        raise ImproperlyConfigured(f"{key} ({env_name(key)})={value!r} must be {bounds}")
     return parsed
+
+
+def env_name(key: str) -> str:
+    """The environment variable that sets ``key`` (settings.py reads ``WORKFLOW_<KEY>``)."""
+    return "WORKFLOW_" + key.upper().replace("-", "_")
 
 
 def _int(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ImproperlyConfigured(f"{key}={value!r} must be a whole number")
+        raise ImproperlyConfigured(f"{key} ({env_name(key)})={value!r} must be a whole number")
     return value
 
 

@@ -21,9 +21,15 @@ def test_the_defaults_are_the_original_products() -> None:
     ("raw", "fragment"),
     [
         ({"number-of-shard": 5}, "unknown key 'number-of-shard'"),
-        ({"number-of-shards": 5}, "number-of-shards=5 must be between 10 and 1000"),
-        ({"snapshot-every": 20000}, "snapshot-every=20000 must be between 10 and 10000"),
-        ({"keep-n-snapshots": "two"}, "keep-n-snapshots='two' must be a whole number"),
+        (
+            {"number-of-shards": 5},
+            r"number-of-shards \(WORKFLOW_NUMBER_OF_SHARDS\)=5 must be between 10 and 1000",
+        ),
+        ({"snapshot-every": 20000}, "snapshot-every .*=20000 must be between 10 and 10000"),
+        (
+            {"keep-n-snapshots": "two"},
+            r"keep-n-snapshots \(WORKFLOW_KEEP_N_SNAPSHOTS\)='two' must be a whole number",
+        ),
         ({"rebalance-interval": "soon"}, "expected a duration"),
         ({"heartbeat-interval": "3s", "liveness-ttl": "4s"}, "at least twice heartbeat-interval"),
     ],
@@ -69,7 +75,8 @@ def test_a_bad_database_url_is_refused(url: str) -> None:
 
 
 def test_a_database_url_becomes_django_settings() -> None:
-    db = env.database_from_url("postgresql://u:p%40ss@db.example:6543/wf")
+    db = env.database_from_url("postgresql://u:p%40ss@db.example:6543/wf?sslmode=require")
+    assert db["OPTIONS"] == {"sslmode": "require"}
     assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
         "u",
         "p@ss",
