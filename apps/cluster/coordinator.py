@@ -1,21 +1,26 @@
 """The coordinator: one ``tick()`` is one bounded round of leader work.
 
-Every coordinator beats its own liveness and competes for leadership; only the acting leader tracks members
-and allocates shards. Each assignment is an ``UPDATE ... WHERE owner = <old> AND epoch = <old>`` in a
-transaction that first checks the term, so a deposed leader's writes change nothing (invariant 6).
+Every coordinator beats its own liveness and competes for leadership; only the acting leader tracks members,
+allocates shards, rebalances them with a hand-off, and sweeps for stuck executions. Each assignment is an
+``UPDATE ... WHERE owner = <old> AND epoch = <old>`` in a transaction that first checks the term, so a deposed
+leader's writes change nothing (invariant 6).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterable
+from datetime import timedelta
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
+from django.utils import timezone
 
-from apps.cluster import events, membership, redis_client
-from apps.cluster.allocation import Lease, Move, orphan_moves
+from apps.cluster import events, membership, metrics, redis_client
+from apps.cluster.allocation import Lease, Move, loads, orphan_moves, rebalance_moves
 from apps.cluster.leadership import Leadership
-from apps.cluster.models import ClusterNode, ShardLease
+from apps.cluster.models import ClusterNode, LeaseState, MoveReason, ShardLease
 from apps.workflows.conf import engine_settings
 
 logger = logging.getLogger(__name__)
@@ -30,65 +35,185 @@ class Coordinator:
         self.node_id = node_id
         self.leadership = Leadership(node_id)
         self.members: set[str] = set()
+        self._last_rebalance = time.monotonic()
+        self._last_sweep = 0.0
 
     def tick(self) -> bool:
-        """Beat, lead if we can, and allocate. Returns whether this coordinator acted as leader."""
+        """Beat, lead if we can, and do the leader's work. Returns whether this coordinator led."""
         membership.beat(self.node_id, ["coordinator"])
         if not self.leadership.ensure():
             self.members.clear()
             return False
-        live = membership.live_workers()
-        self._track_members(live)
         try:
-            self.allocate(live)
+            self._lead()
         except TermLost:
             self.leadership.step_down("term superseded")
             return False
         return True
 
+    def _lead(self) -> None:
+        live_members = membership.live_members()
+        live = sorted(m.node_id for m in live_members if m.role == "worker")
+        self._track_members(live)
+        self.allocate(live)
+        now = time.monotonic()
+        if now - self._last_rebalance >= engine_settings.rebalance_interval:
+            self._last_rebalance = now
+            self.rebalance(live)
+        if now - self._last_sweep >= engine_settings.sweep_interval:
+            self._last_sweep = now
+            from apps.workflows.services import sweeper
+
+            sweeper.sweep()
+        metrics.report_cluster(len(live_members), self.leadership.term or 0)
+
+    # --- membership --------------------------------------------------------------------------------------
+
     def _track_members(self, live: list[str]) -> None:
         joined, gone = set(live) - self.members, self.members - set(live)
-        for node in sorted(joined):
-            events.record("member_event", member_address=node, status="up", roles=["worker"])
-        for node in sorted(gone):
-            events.record(
-                "unreachable_member", severity="ERROR", unreachable_node=node, detected_by=self.node_id
-            )
-            events.record("member_event", member_address=node, status="removed", roles=["worker"])
-            ClusterNode.objects.filter(pk=node).update(state="down")
+        if joined:
+            self._joined(sorted(joined))
+        if gone:
+            self._gone(sorted(gone))
         self.members = set(live)
 
+    def _joined(self, nodes: list[str]) -> None:
+        down = set(ClusterNode.objects.filter(pk__in=nodes, state="down").values_list("pk", flat=True))
+        for node in nodes:
+            if node in down:  # it was cut off or paused, and its liveness is back
+                events.record("reachable_member", reachable_node=node)
+            events.record("member_event", member_address=node, status="up", roles=["worker"])
+        ClusterNode.objects.filter(pk__in=nodes).exclude(state="up").update(state="up")
+
+    def _gone(self, nodes: list[str]) -> None:
+        left = set(ClusterNode.objects.filter(pk__in=nodes, state="left").values_list("pk", flat=True))
+        for node in nodes:
+            if node not in left:  # its liveness expired: it died, hangs or is cut off
+                events.record(
+                    "unreachable_member", severity="ERROR", unreachable_node=node, detected_by=self.node_id
+                )
+            events.record("member_event", member_address=node, status="removed", roles=["worker"])
+        ClusterNode.objects.filter(pk__in=[n for n in nodes if n not in left]).update(state="down")
+
+    # --- allocation --------------------------------------------------------------------------------------
+
     def allocate(self, live: list[str]) -> list[Move]:
+        """Orphaned shards at once; released and timed-out hand-offs to their target."""
         _ensure_shards(engine_settings.number_of_shards)
         if (
             len(live) < engine_settings.min_nr_of_members
             and not ShardLease.objects.exclude(owner=None).exists()
         ):
             return []  # the first allocation waits for min-nr-of-members, as Pekko's does
-        leases = [Lease(s, o, e) for s, o, e in ShardLease.objects.values_list("shard_id", "owner", "epoch")]
-        moves = orphan_moves(leases, live)
+        leases = _leases()
+        moves: list[tuple[Move, str]] = [
+            (m, MoveReason.FAILOVER if m.from_owner else MoveReason.INITIAL)
+            for m in orphan_moves(leases, live)
+        ]
+        moves += self._handoffs_to_complete(leases, live)
         if moves:
             self._apply(moves)
-            _nudge_workers()
-        return moves
+        return [m for m, _ in moves]
 
-    def _apply(self, moves: list[Move]) -> None:
+    def _handoffs_to_complete(self, leases: list[Lease], live: list[str]) -> list[tuple[Move, str]]:
+        if not live:
+            return []
+        deadline = timezone.now() - timedelta(seconds=engine_settings.handoff_timeout)
+        timed_out = set(
+            ShardLease.objects.filter(state=LeaseState.HANDOFF, handoff_started_at__lt=deadline).values_list(
+                "shard_id", flat=True
+            )
+        )
+        load = loads(leases, live)
+        done: list[tuple[Move, str]] = []
+        for lease in leases:
+            if lease.owner not in load or (
+                lease.state != LeaseState.RELEASED and lease.shard_id not in timed_out
+            ):
+                continue
+            target = lease.handoff_to if lease.handoff_to in load else min(load, key=lambda w: (load[w], w))
+            reason = (
+                MoveReason.REBALANCE if lease.state == LeaseState.RELEASED else MoveReason.HANDOFF_TIMEOUT
+            )
+            done.append((Move(lease.shard_id, lease.owner, lease.epoch, target), reason))
+        return done
+
+    def _apply(self, moves: list[tuple[Move, str]]) -> None:
         term = self.leadership.term
+        counts = _active_counts(m.shard_id for m, _ in moves)
         with transaction.atomic():
             _check_term(term)
-            for move in moves:
-                moved = ShardLease.objects.filter(
-                    shard_id=move.shard_id, owner=move.from_owner, epoch=move.from_epoch
-                ).update(owner=move.to_owner, epoch=F("epoch") + 1, term=term, state="assigned")
-                if moved == 1 and move.from_owner:
+            for move, reason in moves:
+                if _move(move, term or 0, reason) and move.from_owner:
                     events.record(
                         "shard_rebalance",
                         shard_id=move.shard_id,
                         from_node=move.from_owner,
                         to_node=move.to_owner,
-                        reason="owner unreachable",
+                        entity_count=counts.get(move.shard_id, 0),
+                        reason=reason,
                     )
+                    metrics.rebalanced(move)
         logger.info("assigned shards", extra={"moves": len(moves), "term": term})
+        _nudge_workers()
+
+    def rebalance(self, live: list[str]) -> list[Move]:
+        """Start planned hand-offs when the spread exceeds ``rebalance-threshold``."""
+        moves = rebalance_moves(
+            _leases(), live, engine_settings.rebalance_threshold, engine_settings.max_simultaneous_rebalance
+        )
+        if not moves:
+            return []
+        with transaction.atomic():
+            _check_term(self.leadership.term)
+            for move in moves:
+                ShardLease.objects.filter(
+                    shard_id=move.shard_id,
+                    owner=move.from_owner,
+                    epoch=move.from_epoch,
+                    state=LeaseState.ASSIGNED,
+                ).update(
+                    state=LeaseState.HANDOFF, handoff_to=move.to_owner, handoff_started_at=timezone.now()
+                )
+        logger.info("hand-offs started", extra={"moves": [(m.shard_id, m.to_owner) for m in moves]})
+        _nudge_workers()
+        return moves
+
+
+def _leases() -> list[Lease]:
+    rows = ShardLease.objects.values_list("shard_id", "owner", "epoch", "state", "handoff_to")
+    return [Lease(*row) for row in rows]
+
+
+def _move(move: Move, term: int, reason: str) -> bool:
+    """Compare-and-set the owner; bumping the epoch fences the previous owner's appends."""
+    moved = ShardLease.objects.filter(
+        shard_id=move.shard_id, owner=move.from_owner, epoch=move.from_epoch
+    ).update(
+        owner=move.to_owner,
+        epoch=F("epoch") + 1,
+        term=term,
+        state=LeaseState.ASSIGNED,
+        handoff_to="",
+        handoff_started_at=None,
+        previous_owner=move.from_owner or "",
+        moved_reason=reason,
+        moved_at=timezone.now(),
+    )
+    return moved == 1
+
+
+def _active_counts(shards: Iterable[int]) -> dict[int, int]:
+    from apps.workflows.models import Execution
+
+    rows = (
+        Execution.objects.filter(shard_id__in=list(shards))
+        .filter(Q(status="pending") | Q(status="running"))
+        .values("shard_id")
+        .annotate(n=Count("id"))
+        .values_list("shard_id", "n")
+    )
+    return dict(rows)
 
 
 def _check_term(term: int | None) -> None:

@@ -32,14 +32,15 @@ def _member_key(node_id: str) -> str:
 
 
 def beat(node_id: str, roles: list[str]) -> None:
-    """Refresh liveness (Redis key with TTL) and the member row. Raises if Redis or PostgreSQL fails."""
-    ttl_ms = int(engine_settings.liveness_ttl * 1000)
-    body = json.dumps({"node_id": node_id, "host": socket.gethostname(), "pid": os.getpid(), "roles": roles})
-    redis_client.client().set(_member_key(node_id), body, px=ttl_ms)
+    """Refresh the member row, then the liveness key. Raises if PostgreSQL or Redis fails.
+
+    PostgreSQL first: a member that cannot reach the database stops renewing its liveness, so the leader
+    moves its shards to a worker that can make progress (mechanisms.md §6.1 rule 19). The row's state is
+    the leader's to change (up, down, left); a beat only refreshes ``last_seen``.
+    """
     now = timezone.now()
-    updated = ClusterNode.objects.filter(pk=node_id).update(last_seen=now, state="up")
-    if not updated:
-        ClusterNode.objects.update_or_create(
+    if not ClusterNode.objects.filter(pk=node_id).update(last_seen=now):
+        ClusterNode.objects.get_or_create(
             pk=node_id,
             defaults={
                 "name": node_id.split(":")[0],
@@ -51,6 +52,9 @@ def beat(node_id: str, roles: list[str]) -> None:
                 "last_seen": now,
             },
         )
+    ttl_ms = int(engine_settings.liveness_ttl * 1000)
+    body = json.dumps({"node_id": node_id, "host": socket.gethostname(), "pid": os.getpid(), "roles": roles})
+    redis_client.client().set(_member_key(node_id), body, px=ttl_ms)
 
 
 def leave(node_id: str) -> None:

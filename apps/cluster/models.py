@@ -5,6 +5,20 @@ from __future__ import annotations
 from django.db import models
 
 
+class LeaseState(models.TextChoices):
+    UNASSIGNED = "unassigned"
+    ASSIGNED = "assigned"
+    HANDOFF = "handoff"  # the leader asked the owner to let go (a planned move to ``handoff_to``)
+    RELEASED = "released"  # the owner stopped consuming and has nothing in flight: the leader may move it
+
+
+class MoveReason(models.TextChoices):
+    INITIAL = "initial"
+    FAILOVER = "failover"  # the previous owner's liveness expired
+    REBALANCE = "rebalance"  # a planned hand-off
+    HANDOFF_TIMEOUT = "handoff_timeout"  # a planned hand-off forced after handoff-timeout
+
+
 class ShardLease(models.Model):
     """Who owns a shard, at which epoch. Every journal append reads this row ``FOR SHARE`` (invariant 1)."""
 
@@ -12,7 +26,12 @@ class ShardLease(models.Model):
     owner = models.CharField(max_length=300, null=True, blank=True)
     epoch = models.PositiveBigIntegerField(default=0)
     term = models.PositiveBigIntegerField(default=0)
-    state = models.CharField(max_length=16, default="unassigned")
+    state = models.CharField(max_length=16, choices=LeaseState.choices, default=LeaseState.UNASSIGNED)
+    handoff_to = models.CharField(max_length=300, blank=True, default="")
+    handoff_started_at = models.DateTimeField(null=True, blank=True)
+    previous_owner = models.CharField(max_length=300, blank=True, default="")
+    moved_reason = models.CharField(max_length=16, choices=MoveReason.choices, blank=True, default="")
+    moved_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

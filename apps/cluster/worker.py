@@ -102,21 +102,46 @@ class ShardConsumer(bootsteps.StartStopStep):
         except Exception:
             logger.warning("could not read the shard assignment", exc_info=True)
             return
-        for shard in [s for s in self.consuming if s not in owned]:
+        assigned = {s: e for s, (e, state) in owned.items() if state == "assigned"}
+        for shard in [s for s in self.consuming if s not in assigned]:
             self._cancel(shard)
-        new = {s: e for s, e in owned.items() if self.consuming.get(s) != e}
+        self._hand_off({s: e for s, (e, state) in owned.items() if state == "handoff"})
+        new = {s: e for s, e in assigned.items() if self.consuming.get(s) != e}
         for shard, epoch in new.items():
             self._add(shard, epoch)
         if new:
             self._recover(sorted(new))
 
-    def _owned(self) -> dict[int, int]:
+    def _owned(self) -> dict[int, tuple[int, str]]:
         from django.db import close_old_connections
 
         from apps.cluster.models import ShardLease
 
         close_old_connections()
-        return dict(ShardLease.objects.filter(owner=self.node_id).values_list("shard_id", "epoch"))
+        rows = ShardLease.objects.filter(owner=self.node_id).values_list("shard_id", "epoch", "state")
+        return {shard: (epoch, state) for shard, epoch, state in rows}
+
+    def _hand_off(self, shards: dict[int, int]) -> None:
+        """Planned moves: stop consuming, and release once nothing of the shard is in flight here."""
+        from apps.cluster.models import ShardLease
+
+        for shard, epoch in shards.items():
+            if self._in_flight(shard):
+                continue  # the leader waits for us, up to handoff-timeout
+            released = ShardLease.objects.filter(
+                shard_id=shard, owner=self.node_id, epoch=epoch, state="handoff"
+            ).update(state="released")
+            if released:
+                logger.info("released shard", extra={"node_id": self.node_id, "shard": shard})
+
+    def _in_flight(self, shard: int) -> bool:
+        from celery.worker import state
+
+        from apps.cluster.sharding import queue_name
+
+        queue = queue_name(shard)
+        requests = list(state.active_requests) + list(state.reserved_requests)
+        return any((r.delivery_info or {}).get("routing_key") == queue for r in requests)
 
     def _add(self, shard: int, epoch: int) -> None:
         from apps.cluster.sharding import queue_name
@@ -135,7 +160,7 @@ class ShardConsumer(bootsteps.StartStopStep):
         from apps.workflows.services.recovery import recover_shards
 
         try:
-            count = recover_shards(shards)
+            count = recover_shards(shards, self.node_id or "")
             logger.info("took shards", extra={"node_id": self.node_id, "shards": shards, "executions": count})
         except Exception:
             logger.warning("recovery failed; will retry", exc_info=True)

@@ -70,9 +70,13 @@ class Execution(models.Model):
     last_seq = models.PositiveIntegerField(default=0)
     trigger = models.CharField(max_length=32, default="api")
     error = models.TextField(blank=True, default="")
+    # node attempts started and not finished, ``[[node_id, attempt], ...]``: a projection of the journal
+    # kept on the head row, so the sweeper finds executions waiting on a node without reading events
+    running_nodes = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    progressed_at = models.DateTimeField(null=True, blank=True)  # when the last event was appended
 
     class Meta:
         ordering = ["-created_at"]
@@ -146,6 +150,10 @@ class Command(models.Model):
                 fields=["execution", "created_at"],
                 name="command_pending",
                 condition=Q(processed_at__isnull=True),
+            ),
+            # the sweeper: commands left unprocessed for too long, across executions (services/sweeper.py)
+            models.Index(
+                fields=["created_at"], name="command_unprocessed_age", condition=Q(processed_at__isnull=True)
             ),
         ]
 

@@ -215,6 +215,8 @@ def _update_head(batch: _Batch) -> None:
         started_at=_ms_to_dt(s.started_ms),
         ended_at=_ms_to_dt(s.ended_ms),
         error=s.error or "",
+        running_nodes=[] if s.terminal else [list(pair) for pair in d.running_attempts(s)],
+        progressed_at=batch.now,
     )
 
 

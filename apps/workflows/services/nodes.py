@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.workflows.models import TERMINAL_STATUSES, Command, Execution, ExecutionLog, NodeOutput
-from apps.workflows.services import dispatch, runner
+from apps.workflows.services import claims, dispatch, runner
 from apps.workflows.services.commands import load_outputs
 from apps.workflows.services.runner import Outcome
 
@@ -34,8 +34,9 @@ def run_node(execution_id: str, node_id: str, attempt: int, inputs: dict[str, in
         return
     wf, graph = runner.compiled(execution.version_id)
     records = runner.gather(graph, node_id, load_outputs(execution_id, inputs))
-    outcome = runner.run(wf, graph, execution_id, node_id, attempt, records)
-    report(execution, outcome)
+    with claims.claimed(execution_id, node_id, attempt):
+        outcome = runner.run(wf, graph, execution_id, node_id, attempt, records)
+        report(execution, outcome)
 
 
 def report(execution: Execution, outcome: Outcome) -> None:

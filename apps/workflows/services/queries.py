@@ -8,15 +8,12 @@ the events. Times are epoch milliseconds or ISO 8601 strings, as in the original
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Count, F, Func, JSONField
 
-from apps.cluster import leadership, membership, redis_client
-from apps.cluster.models import ShardLease
-from apps.workflows.conf import engine_settings
 from apps.workflows.engine import projections
 from apps.workflows.engine.state import EventRecord
 from apps.workflows.errors import NotFound
@@ -384,84 +381,3 @@ def history_timeline(workflow_id: str, execution_id: str | None) -> dict[str, An
     if not events:
         timeline.update(executionId=row[0], status=row[1])
     return timeline
-
-
-# --- cluster (minimal; apps/cluster/api) --------------------------------------------------------------------
-
-
-def _leader() -> str | None:
-    raw = redis_client.client().get(redis_client.key("coordinator", "leader"))
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
-def _owned_counts() -> dict[str, int]:
-    rows = ShardLease.objects.filter(owner__isnull=False).order_by().values("owner").annotate(n=Count("*"))
-    return {str(r["owner"]): r["n"] for r in rows}
-
-
-def _members(members: Iterable[membership.Member], owned: dict[str, int]) -> list[dict[str, Any]]:
-    return [
-        {
-            "address": m.node_id,
-            "host": m.host,
-            "status": "Up",
-            "roles": [m.role],
-            "shards": owned.get(m.node_id, 0),
-        }
-        for m in sorted(members, key=lambda m: m.node_id)
-    ]
-
-
-def cluster_stats(self_address: str, self_roles: list[str]) -> dict[str, Any]:
-    """``GET /api/v1/cluster/stats``: live members from Redis, ownership from PostgreSQL."""
-    leader = _leader()
-    members = membership.live_members()
-    owned = _owned_counts()
-    return {
-        "clusterName": "workflow-engine",
-        "status": "Up" if leader else "Degraded",
-        "leader": leader,
-        "term": leadership.current_term()[0],
-        "members": len(members),
-        "nodeCount": len({m.node_id.split(":")[0] for m in members}),
-        "selfAddress": self_address,
-        "selfRoles": self_roles,
-        "memberList": _members(members, owned),
-        "sharding": {
-            "totalShards": engine_settings.number_of_shards,
-            "activeShards": sum(owned.values()),
-            "totalEntities": Execution.objects.filter(status__in=ACTIVE_STATUSES).count(),
-        },
-    }
-
-
-def cluster_shards() -> dict[str, Any]:
-    """Every shard with its lease and its number of active executions (one GROUP BY)."""
-    leases = {lease.shard_id: lease for lease in ShardLease.objects.all()}
-    counts = dict(
-        Execution.objects.filter(status__in=ACTIVE_STATUSES)
-        .order_by()
-        .values("shard_id")
-        .annotate(n=Count("*"))
-        .values_list("shard_id", "n")
-    )
-    shards = []
-    for shard_id in range(engine_settings.number_of_shards):
-        lease = leases.get(shard_id)
-        owner = lease.owner if lease else None
-        shards.append(
-            {
-                "shardId": shard_id,
-                "owner": owner,
-                "location": owner,
-                "epoch": lease.epoch if lease else 0,
-                "state": lease.state if lease else "unassigned",
-                "entityCount": counts.get(shard_id, 0),
-            }
-        )
-    return {
-        "entityType": "Workflow",
-        "totalShards": engine_settings.number_of_shards,
-        "activeShards": sum(1 for s in shards if s["owner"]),
-        "shards": shards,
-    }

@@ -1,0 +1,93 @@
+"""The leader's sweeper: every non-terminal execution must have a way forward (invariant 4).
+
+Each sweep looks for two things a lost Celery message or a dead process can leave behind, and sends the shard
+owner a new hint for each (a hint is idempotent, so a needless one costs only a query):
+
+- a command accepted but still unprocessed after two ``sweep-interval``s (a hint lost between commit and
+  publish, or dropped by a dying worker);
+- a node attempt still running, with no progress for a grace period and no live claim (its worker died while
+  the shard's owner lived on); the recovery hint runs it again under the same idempotency key.
+
+Every re-drive counts in ``workflow_sweeper_redrives_total{reason}`` and is reported as one
+``execution_redriven`` cluster event per sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.cluster import events
+from apps.cluster.metrics import stuck_executions, sweeper_redrives_total
+from apps.workflows.conf import engine_settings
+from apps.workflows.models import Command, Execution, ExecutionStatus
+from apps.workflows.services import claims, dispatch
+
+logger = logging.getLogger(__name__)
+BATCH = 1000
+
+
+@dataclass
+class SweepReport:
+    unprocessed: list[str] = field(default_factory=list)
+    lost_attempts: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.unprocessed) + len(self.lost_attempts)
+
+
+def node_grace() -> float:
+    """How long a running attempt may go without progress before its claim is checked."""
+    return max(30.0, 3 * engine_settings.liveness_ttl)
+
+
+def sweep() -> SweepReport:
+    report = SweepReport(_unprocessed(), _lost_attempts())
+    stuck_executions.set(report.total)
+    for reason, ids in (
+        ("unprocessed_command", report.unprocessed),
+        ("lost_node_attempt", report.lost_attempts),
+    ):
+        if ids:
+            sweeper_redrives_total.labels(reason).inc(len(ids))
+            events.record(
+                "execution_redriven",
+                severity="WARNING",
+                reason=reason,
+                count=len(ids),
+                execution_ids=ids[:20],
+            )
+    return report
+
+
+def _unprocessed() -> list[str]:
+    cutoff = timezone.now() - timedelta(seconds=2 * engine_settings.sweep_interval)
+    rows = (
+        Command.objects.filter(processed_at__isnull=True, created_at__lt=cutoff)
+        .values_list("execution_id", "execution__shard_id")
+        .distinct()[:BATCH]
+    )
+    for execution_id, shard_id in rows:
+        dispatch.apply_hint(execution_id, shard_id)
+    return [execution_id for execution_id, _ in rows]
+
+
+def _lost_attempts() -> list[str]:
+    cutoff = timezone.now() - timedelta(seconds=node_grace())
+    rows = list(
+        Execution.objects.filter(status=ExecutionStatus.RUNNING, progressed_at__lt=cutoff)
+        .exclude(Q(running_nodes=[]))
+        .values_list("id", "shard_id", "running_nodes")[:BATCH]
+    )
+    attempts = [(e, node, attempt) for e, _, running in rows for node, attempt in running]
+    alive = claims.live(attempts)
+    lost = sorted({e for e, node, attempt in attempts if (e, node, attempt) not in alive})
+    shards = {e: shard for e, shard, _ in rows}
+    for execution_id in lost:
+        dispatch.apply_hint(execution_id, shards[execution_id], recover=True)
+    return lost
