@@ -470,16 +470,38 @@ def _remaining(deadline: float) -> float:
     return max(deadline - time.monotonic(), 1.0)
 
 
+def _checked_addresses(addresses: Sequence[str]) -> tuple[str, ...]:
+    """Listen addresses of a server: 127.0.0.1 first (readiness checks and default URLs use it)."""
+    if "127.0.0.1" not in addresses:
+        raise DevServiceError(f"listen addresses {list(addresses)} must include 127.0.0.1")
+    for address in addresses:
+        if not re.fullmatch(r"[0-9A-Za-z.:-]+", address):
+            raise DevServiceError(f"not a listen address: {address!r}")
+    return ("127.0.0.1", *(a for a in addresses if a != "127.0.0.1"))
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
 class PostgresServer:
-    """A PostgreSQL cluster in <data_dir>/postgres, listening on 127.0.0.1:<port>."""
+    """A PostgreSQL cluster in <data_dir>/postgres, listening on 127.0.0.1:<port>.
 
-    def __init__(self, data_dir: PathLike, port: int, *, bindir: PathLike | None = None) -> None:
+    ``listen_addresses`` adds interfaces (e.g. a veth address a network-namespace test connects through);
+    it must include 127.0.0.1, which the readiness checks use.
+    """
+
+    def __init__(
+        self,
+        data_dir: PathLike,
+        port: int,
+        *,
+        bindir: PathLike | None = None,
+        listen_addresses: Sequence[str] = ("127.0.0.1",),
+    ) -> None:
         # resolve(): compared with /proc/<pid>/cwd, which is always the real path.
         self.data_dir = Path(data_dir).resolve()
         self.port = port
+        self.listen_addresses = _checked_addresses(listen_addresses)
         self.pgdata = self.data_dir / "postgres"
         self.log_path = self.data_dir / "postgres.log"
         self._bindir = Path(bindir) if bindir else None
@@ -490,8 +512,8 @@ class PostgresServer:
             self._bindir = find_pg_bindir()
         return self._bindir
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{PG_SUPERUSER}@127.0.0.1:{self.port}/{quote(database, safe='')}"
+    def url(self, database: str = "postgres", host: str = "127.0.0.1") -> str:
+        return f"postgresql://{PG_SUPERUSER}@{host}:{self.port}/{quote(database, safe='')}"
 
     def _pidfile_lines(self) -> list[str]:
         try:
@@ -657,7 +679,7 @@ class PostgresServer:
         # Settings live in an included file rewritten on every start, so port/socket changes apply and
         # no shell quoting of `pg_ctl -o` options is involved.
         settings = {
-            "listen_addresses": "'127.0.0.1'",
+            "listen_addresses": "'" + ",".join(self.listen_addresses) + "'",
             "port": str(self.port),
             "unix_socket_directories": "'" + str(socket_dir).replace("'", "''") + "'",
             "max_connections": "200",
@@ -758,11 +780,22 @@ def _listen_ports(proc: psutil.Process) -> set[int]:
 
 
 class RedisServer:
-    """A Redis server with its AOF in <data_dir>/redis, listening on 127.0.0.1:<port>."""
+    """A Redis server with its AOF in <data_dir>/redis, listening on 127.0.0.1:<port>.
 
-    def __init__(self, data_dir: PathLike, port: int, *, server_bin: PathLike | None = None) -> None:
+    ``listen_addresses`` as for ``PostgresServer``: more interfaces to bind, 127.0.0.1 among them.
+    """
+
+    def __init__(
+        self,
+        data_dir: PathLike,
+        port: int,
+        *,
+        server_bin: PathLike | None = None,
+        listen_addresses: Sequence[str] = ("127.0.0.1",),
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
+        self.listen_addresses = _checked_addresses(listen_addresses)
         self.dir = self.data_dir / "redis"
         self.conf_path = self.data_dir / "redis.conf"
         self.pidfile = self.data_dir / "redis.pid"
@@ -775,8 +808,8 @@ class RedisServer:
             self._server_bin = find_redis_server()
         return self._server_bin
 
-    def url(self, db: int = 0) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
+    def url(self, db: int = 0, host: str = "127.0.0.1") -> str:
+        return f"redis://{host}:{self.port}/{db}"
 
     def _process(self) -> psutil.Process | None:
         try:
@@ -831,7 +864,7 @@ class RedisServer:
     def _write_conf(self) -> None:
         lines = [
             "# Managed by workflow_engine.devservices; rewritten on every start.",
-            "bind 127.0.0.1",
+            "bind " + " ".join(self.listen_addresses),
             f"port {self.port}",
             "protected-mode no",
             "daemonize yes",

@@ -177,7 +177,7 @@ WORKFLOW_ENGINE = {
     "max-simultaneous-rebalance": env_int("WORKFLOW_MAX_SIMULTANEOUS_REBALANCE", 3),
     "min-nr-of-members": env_int("WORKFLOW_MIN_NR_OF_MEMBERS", 1),
     "heartbeat-interval": env_str("WORKFLOW_HEARTBEAT_INTERVAL", "1s"),
-    "liveness-ttl": env_str("WORKFLOW_LIVENESS_TTL", "4s"),
+    "liveness-ttl": env_str("WORKFLOW_LIVENESS_TTL", "3s"),
     "leader-lease-ttl": env_str("WORKFLOW_LEADER_LEASE_TTL", "6s"),
     "reconcile-interval": env_str("WORKFLOW_RECONCILE_INTERVAL", "1s"),
     "sweep-interval": env_str("WORKFLOW_SWEEP_INTERVAL", "5s"),

@@ -1,5 +1,6 @@
-"""The gateway's URLs: the REST API under ``/api/`` (authenticated), its schema and docs, the admin and the
-open health probes. Paths DRF does not serve answer errors in the same JSON shape as the API."""
+"""The gateway's URLs: the REST API under ``/api/`` and ``/monitoring/`` (authenticated), its schema and docs,
+the admin and the open health probes. Paths DRF does not serve answer errors in the same JSON shape as the
+API."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
+from apps.cluster.api.urls import monitoring_urlpatterns
 from apps.workflows.api import health
 
 _OPEN = {"authentication_classes": [], "permission_classes": [AllowAny]}
@@ -18,8 +20,9 @@ urlpatterns = [
     path("health/ready", health.ReadyView.as_view(), name="health-ready"),
     path("api/schema/", SpectacularAPIView.as_view(**_OPEN), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **_OPEN), name="docs"),
-    path("api/v1/cluster/", include("apps.cluster.api.urls")),
+    path("api/v1/", include("apps.cluster.api.urls")),  # cluster/, events, executions/<id>/location
     path("api/", include("apps.workflows.api.urls")),
+    path("monitoring/", include(monitoring_urlpatterns)),  # authenticated like /api/
     path("admin/", admin.site.urls),
 ]
 

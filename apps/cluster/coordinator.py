@@ -37,6 +37,7 @@ class Coordinator:
         self.members: set[str] = set()
         self._last_rebalance = time.monotonic()
         self._last_sweep = 0.0
+        self._redrive_at: float | None = None
 
     def tick(self) -> bool:
         """Beat, lead if we can, and do the leader's work. Returns whether this coordinator led."""
@@ -60,12 +61,18 @@ class Coordinator:
         if now - self._last_rebalance >= engine_settings.rebalance_interval:
             self._last_rebalance = now
             self.rebalance(live)
+        self._sweep(now)
+        metrics.report_cluster(len(live_members), self.leadership.term or 0)
+
+    def _sweep(self, now: float) -> None:
+        from apps.workflows.services import sweeper
+
+        if self._redrive_at is not None and now >= self._redrive_at:
+            self._redrive_at = None
+            sweeper.redrive_after_member_loss()
         if now - self._last_sweep >= engine_settings.sweep_interval:
             self._last_sweep = now
-            from apps.workflows.services import sweeper
-
             sweeper.sweep()
-        metrics.report_cluster(len(live_members), self.leadership.term or 0)
 
     # --- membership --------------------------------------------------------------------------------------
 
@@ -94,6 +101,9 @@ class Coordinator:
                 )
             events.record("member_event", member_address=node, status="removed", roles=["worker"])
         ClusterNode.objects.filter(pk__in=[n for n in nodes if n not in left]).update(state="down")
+        if set(nodes) - left:
+            # node attempts it ran for other shards' owners: checked once their claims have expired too
+            self._redrive_at = time.monotonic() + engine_settings.heartbeat_interval
 
     # --- allocation --------------------------------------------------------------------------------------
 

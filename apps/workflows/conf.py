@@ -30,7 +30,7 @@ _SPEC: dict[str, tuple[str, Any, float | None, float | None]] = {
     "max-simultaneous-rebalance": ("int", 3, 1, None),
     "min-nr-of-members": ("int", 1, 1, None),
     "heartbeat-interval": ("duration", "1s", 0.05, None),
-    "liveness-ttl": ("duration", "4s", 0.2, None),
+    "liveness-ttl": ("duration", "3s", 0.2, None),
     "leader-lease-ttl": ("duration", "6s", 0.3, None),
     "reconcile-interval": ("duration", "1s", 0.05, None),
     "sweep-interval": ("duration", "5s", 0.1, None),

@@ -1,4 +1,9 @@
-"""Cluster routes under ``/api/v1/cluster/`` (origin-product.md §5.5)."""
+"""Cluster and events routes under ``/api/v1/`` (origin-product.md §5.5, and the §6.2 routes the original
+documented but never built), and ``/monitoring/`` (``monitoring_urlpatterns``).
+
+``events/stats`` and ``events/workflow/<id>`` come before ``events/<event_type>``: those two names are not
+event types (filter with ``?event_type=`` for any type).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,25 @@ from django.urls import path
 from apps.cluster.api import views
 
 urlpatterns = [
-    path("stats", views.ClusterStatsView.as_view(), name="cluster-stats"),
-    path("shards", views.ClusterShardsView.as_view(), name="cluster-shards"),
+    path("cluster/stats", views.ClusterStatsView.as_view(), name="cluster-stats"),
+    path("cluster/shards", views.ClusterShardsView.as_view(), name="cluster-shards"),
+    path("cluster/members", views.ClusterMembersView.as_view(), name="cluster-members"),
+    path(
+        "cluster/workflow/<str:workflow_id>/location",
+        views.WorkflowLocationView.as_view(),
+        name="cluster-workflow-location",
+    ),
+    path(
+        "executions/<str:execution_id>/location",
+        views.ExecutionLocationView.as_view(),
+        name="execution-location",
+    ),
+    path("events", views.EventsView.as_view(), name="events"),
+    path("events/stats", views.EventStatsView.as_view(), name="events-stats"),
+    path("events/workflow/<str:workflow_id>", views.WorkflowEventsView.as_view(), name="events-workflow"),
+    path("events/<str:event_type>", views.EventsOfTypeView.as_view(), name="events-type"),
+]
+
+monitoring_urlpatterns = [
+    path("cluster/status", views.ClusterStatusTextView.as_view(), name="monitoring-cluster-status"),
 ]

@@ -6,7 +6,8 @@ owner a new hint for each (a hint is idempotent, so a needless one costs only a 
 - a command accepted but still unprocessed after two ``sweep-interval``s (a hint lost between commit and
   publish, or dropped by a dying worker);
 - a node attempt still running, with no progress for a grace period and no live claim (its worker died while
-  the shard's owner lived on); the recovery hint runs it again under the same idempotency key.
+  the shard's owner lived on); the recovery hint runs it again under the same idempotency key. When the leader
+  sees a worker's liveness expire it does this check at once, with the liveness TTL as the grace period.
 
 Every re-drive counts in ``workflow_sweeper_redrives_total{reason}`` and is reported as one
 ``execution_redriven`` cluster event per sweep.
@@ -77,8 +78,23 @@ def _unprocessed() -> list[str]:
     return [execution_id for execution_id, _ in rows]
 
 
-def _lost_attempts() -> list[str]:
-    cutoff = timezone.now() - timedelta(seconds=node_grace())
+def redrive_after_member_loss() -> list[str]:
+    """Called by the leader when a worker's liveness expired: its node attempts lost their claims by now."""
+    lost = _lost_attempts(grace=engine_settings.liveness_ttl)
+    if lost:
+        sweeper_redrives_total.labels("member_lost").inc(len(lost))
+        events.record(
+            "execution_redriven",
+            severity="WARNING",
+            reason="member_lost",
+            count=len(lost),
+            execution_ids=lost[:20],
+        )
+    return lost
+
+
+def _lost_attempts(grace: float | None = None) -> list[str]:
+    cutoff = timezone.now() - timedelta(seconds=node_grace() if grace is None else grace)
     rows = list(
         Execution.objects.filter(status=ExecutionStatus.RUNNING, progressed_at__lt=cutoff)
         .exclude(Q(running_nodes=[]))

@@ -1,0 +1,138 @@
+"""Response shapes of the cluster and events routes, for the OpenAPI schema only (the views return dicts).
+
+Field names follow the original (origin-product.md §5.5) where it had the route, camelCase elsewhere; cluster
+events keep the ``CLUSTER_EVENT`` JSON's snake_case fields (§7.2), as logged.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers as s
+
+# --- stats and shards ---------------------------------------------------------------------------------------
+
+
+class MemberSerializer(s.Serializer):
+    address = s.CharField(help_text="The member's node id: <node name>:<role>:<incarnation>.")
+    host = s.CharField()
+    status = s.CharField(help_text='"Up": only live members are listed.')
+    roles = s.ListField(child=s.CharField())
+    shards = s.IntegerField(help_text="Shards this member owns.")
+    entities = s.IntegerField(help_text="Active (pending or running) executions in the shards it owns.")
+
+
+class ShardingSummarySerializer(s.Serializer):
+    totalShards = s.IntegerField()
+    activeShards = s.IntegerField(help_text="Shards with an owner.")
+    totalEntities = s.IntegerField(help_text="Active (pending or running) executions.")
+
+
+class ClusterStatsSerializer(s.Serializer):
+    clusterName = s.CharField()
+    status = s.ChoiceField(choices=["Up", "Degraded"], help_text='"Degraded" when no coordinator leads.')
+    leader = s.CharField(allow_null=True, help_text="The leading coordinator's node id.")
+    term = s.IntegerField(help_text="The leader's fencing term.")
+    members = s.IntegerField(help_text="Live member processes.")
+    nodeCount = s.IntegerField(help_text="Distinct node names among the live members.")
+    selfAddress = s.CharField()
+    selfRoles = s.ListField(child=s.CharField())
+    memberList = MemberSerializer(many=True)
+    sharding = ShardingSummarySerializer()
+
+
+class ShardSerializer(s.Serializer):
+    shardId = s.IntegerField()
+    owner = s.CharField(allow_null=True)
+    location = s.CharField(allow_null=True, help_text="The original's name for the owner.")
+    epoch = s.IntegerField(help_text="Incremented at every change of owner; fences the old owner's writes.")
+    term = s.IntegerField(help_text="The coordinator term that wrote the lease.")
+    state = s.CharField(help_text='"unassigned", "assigned", or a hand-off state ("handoff", "released").')
+    updatedAt = s.DateTimeField(allow_null=True)
+    handoffTo = s.CharField(allow_null=True, help_text="During a planned move: the worker the shard goes to.")
+    previousOwner = s.CharField(allow_null=True, help_text="The owner before the last move.")
+    movedReason = s.CharField(allow_null=True, help_text="initial, failover, rebalance or handoff_timeout.")
+    movedAt = s.DateTimeField(allow_null=True)
+    entityCount = s.IntegerField(help_text="Active executions in the shard.")
+
+
+class ClusterShardsSerializer(s.Serializer):
+    entityType = s.CharField()
+    totalShards = s.IntegerField()
+    activeShards = s.IntegerField()
+    shards = ShardSerializer(many=True)
+
+
+# --- members ------------------------------------------------------------------------------------------------
+
+
+class ClusterMemberSerializer(s.Serializer):
+    nodeId = s.CharField(help_text="<node name>:<role>:<incarnation>, new at every start.")
+    name = s.CharField(help_text="The node name (WORKFLOW_NODE_NAME).")
+    role = s.CharField()
+    host = s.CharField()
+    pid = s.IntegerField()
+    status = s.CharField(
+        help_text='"up" while its liveness key lives; else "down" (expired) or "left" (a clean exit).'
+    )
+    startedAt = s.DateTimeField()
+    lastSeen = s.DateTimeField()
+    shards = s.IntegerField(help_text="Shards it owns.")
+
+
+class ClusterMembersSerializer(s.Serializer):
+    members = ClusterMemberSerializer(many=True)
+    count = s.IntegerField()
+
+
+# --- locations ----------------------------------------------------------------------------------------------
+
+
+class ExecutionLocationSerializer(s.Serializer):
+    executionId = s.CharField()
+    workflowId = s.CharField()
+    shardId = s.IntegerField(help_text="Computed once at creation and stored.")
+    owner = s.CharField(allow_null=True, help_text="The worker that owns the shard now.")
+    epoch = s.IntegerField()
+    status = s.CharField()
+
+
+class LocatedExecutionSerializer(s.Serializer):
+    executionId = s.CharField()
+    shardId = s.IntegerField()
+    owner = s.CharField(allow_null=True)
+    epoch = s.IntegerField()
+    status = s.CharField()
+
+
+class WorkflowLocationSerializer(s.Serializer):
+    workflowId = s.CharField()
+    shardIds = s.ListField(child=s.IntegerField(), help_text="The shards of the listed executions.")
+    executions = LocatedExecutionSerializer(
+        many=True, help_text="Active executions, newest first (100 at most)."
+    )
+
+
+# --- events -------------------------------------------------------------------------------------------------
+
+
+class ClusterEventSerializer(s.Serializer):
+    """The stored CLUSTER_EVENT JSON: these fields plus the event type's own (origin-product.md §7.2)."""
+
+    id = s.IntegerField(help_text="Increasing; pass the highest seen as since_id to poll.")
+    timestamp = s.DateTimeField()
+    event_type = s.CharField(
+        help_text="member_event, leader_changed, unreachable_member, shard_rebalance, ..."
+    )
+    severity = s.CharField(help_text="INFO, WARNING or ERROR.")
+    workflow_id = s.CharField(required=False)
+
+
+class ClusterEventsSerializer(s.Serializer):
+    events = ClusterEventSerializer(many=True)
+    count = s.IntegerField()
+
+
+class EventStatsSerializer(s.Serializer):
+    total = s.IntegerField()
+    byType = s.DictField(child=s.IntegerField(), help_text="{event_type: count}")
+    bySeverity = s.DictField(child=s.IntegerField(), help_text="{severity: count}")
+    last24h = s.IntegerField()

@@ -1,0 +1,328 @@
+"""The cluster's read side: who is up and who leads (Redis), who owns which shard and where an execution lives
+(PostgreSQL), and the stored ``CLUSTER_EVENT`` records.
+
+Each function answers one route with plain dicts in a fixed number of queries: counts are one ``GROUP BY``
+each, so the cost does not grow with the number of shards, members or executions. Lease rows are read with
+all their columns and fields are looked up defensively, so a lease that gains hand-off columns or states
+does not break these routes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from apps.cluster import leadership, membership, redis_client
+from apps.cluster.identity import role_of
+from apps.cluster.models import ClusterEvent, ClusterNode, ShardLease
+from apps.workflows.conf import engine_settings
+from apps.workflows.errors import NotFound
+from apps.workflows.models import Execution, Workflow
+from apps.workflows.services.queries import ACTIVE_STATUSES, iso
+
+CLUSTER_NAME = "workflow-engine"
+LOCATION_LIMIT = 100
+MEMBER_STATUSES = ("up", "down", "left")
+UNREACHABLE_LISTED = 100
+
+
+def leader() -> str | None:
+    """The node id holding the coordinator lease, or ``None`` while no coordinator leads."""
+    raw = redis_client.client().get(redis_client.key("coordinator", "leader"))
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _active_by_shard() -> dict[int, int]:
+    """Active executions per shard: one ``GROUP BY`` over the partial index ``execution_shard_active``."""
+    rows = (
+        Execution.objects.filter(status__in=ACTIVE_STATUSES)
+        .order_by()
+        .values("shard_id")
+        .annotate(n=Count("*"))
+        .values_list("shard_id", "n")
+    )
+    return dict(rows)
+
+
+def _owners() -> dict[int, str]:
+    return {s: o for s, o in ShardLease.objects.exclude(owner=None).values_list("shard_id", "owner") if o}
+
+
+def _owned_counts() -> Counter[str]:
+    rows = ShardLease.objects.exclude(owner=None).order_by().values("owner").annotate(n=Count("*"))
+    return Counter({str(r["owner"]): r["n"] for r in rows})
+
+
+def _leases_of(shard_ids: Iterable[int]) -> dict[int, tuple[str | None, int]]:
+    rows = ShardLease.objects.filter(shard_id__in=list(shard_ids)).values_list("shard_id", "owner", "epoch")
+    return {s: (o, int(e or 0)) for s, o, e in rows}
+
+
+# --- stats, shards, members ---------------------------------------------------------------------------------
+
+
+def cluster_stats(self_address: str, self_roles: list[str]) -> dict[str, Any]:
+    """``GET /api/v1/cluster/stats``: live members (Redis) with the shards and active executions each owns.
+
+    Three queries whatever the size of the cluster: the owned leases, one ``GROUP BY`` of the active
+    executions per shard, and the term.
+    """
+    leader_id = leader()
+    members = sorted(membership.live_members(), key=lambda m: m.node_id)
+    owners = _owners()
+    active = _active_by_shard()
+    shards = Counter(owners.values())
+    entities: Counter[str] = Counter()
+    for shard_id, n in active.items():
+        if shard_id in owners:
+            entities[owners[shard_id]] += n
+    return {
+        "clusterName": CLUSTER_NAME,
+        "status": "Up" if leader_id else "Degraded",
+        "leader": leader_id,
+        "term": leadership.current_term()[0],
+        "members": len(members),
+        "nodeCount": len({m.node_id.split(":")[0] for m in members}),
+        "selfAddress": self_address,
+        "selfRoles": self_roles,
+        "memberList": [
+            {
+                "address": m.node_id,
+                "host": m.host,
+                "status": "Up",
+                "roles": [m.role],
+                "shards": shards[m.node_id],
+                "entities": entities[m.node_id],
+            }
+            for m in members
+        ],
+        "sharding": {
+            "totalShards": engine_settings.number_of_shards,
+            "activeShards": len(owners),
+            "totalEntities": sum(active.values()),
+        },
+    }
+
+
+def _shard(shard_id: int, lease: Mapping[str, Any] | None, entity_count: int) -> dict[str, Any]:
+    lease = lease or {}
+    owner = lease.get("owner")
+    return {
+        "shardId": shard_id,
+        "owner": owner,
+        "location": owner,
+        "epoch": int(lease.get("epoch") or 0),
+        "term": int(lease.get("term") or 0),
+        "state": lease.get("state") or "unassigned",
+        "updatedAt": iso(lease.get("updated_at")),
+        "handoffTo": lease.get("handoff_to") or None,
+        "previousOwner": lease.get("previous_owner") or None,
+        "movedReason": lease.get("moved_reason") or None,
+        "movedAt": iso(lease.get("moved_at")),
+        "entityCount": entity_count,
+    }
+
+
+def cluster_shards() -> dict[str, Any]:
+    """``GET /api/v1/cluster/shards``: every shard's lease and its active executions (two queries)."""
+    leases = {row["shard_id"]: row for row in ShardLease.objects.values()}
+    counts = _active_by_shard()
+    shards = [_shard(s, leases.get(s), counts.get(s, 0)) for s in range(engine_settings.number_of_shards)]
+    return {
+        "entityType": "Workflow",
+        "totalShards": engine_settings.number_of_shards,
+        "activeShards": sum(1 for s in shards if s["owner"]),
+        "shards": shards,
+    }
+
+
+def _member_status(node: ClusterNode, live: set[str]) -> str:
+    """Redis decides: a row still marked "up" whose liveness key expired is down (not yet noticed)."""
+    if node.node_id in live:
+        return "up"
+    return "down" if node.state in ("up", "down") else node.state
+
+
+def _with_status(rows: QuerySet[ClusterNode], status: str | None, live: set[str]) -> QuerySet[ClusterNode]:
+    """The same rule as ``_member_status``, as a filter, so that ``limit`` applies after it."""
+    if status == "up":
+        return rows.filter(pk__in=live)
+    if status == "down":
+        return rows.exclude(pk__in=live).filter(state__in=("up", "down"))
+    if status is not None:
+        return rows.exclude(pk__in=live).filter(state=status)
+    return rows
+
+
+def cluster_members(*, status: str | None, limit: int) -> dict[str, Any]:
+    """``GET /api/v1/cluster/members``: every member row, newest first, with its liveness from Redis."""
+    live = {m.node_id for m in membership.live_members()}
+    rows = _with_status(ClusterNode.objects.order_by("-started_at", "node_id"), status, live)
+    owned = _owned_counts()
+    members = [
+        {
+            "nodeId": node.node_id,
+            "name": node.name,
+            "role": role_of(node.node_id),
+            "host": node.host,
+            "pid": node.pid,
+            "status": _member_status(node, live),
+            "startedAt": iso(node.started_at),
+            "lastSeen": iso(node.last_seen),
+            "shards": owned[node.node_id],
+        }
+        for node in rows[:limit]
+    ]
+    return {"members": members, "count": len(members)}
+
+
+# --- locations ----------------------------------------------------------------------------------------------
+
+
+def workflow_location(workflow_id: str) -> dict[str, Any]:
+    """Where the workflow's active executions (the newest ``LOCATION_LIMIT``) live: shard, owner, epoch."""
+    if not Workflow.objects.filter(pk=workflow_id).exists():
+        raise NotFound(f"Workflow {workflow_id!r} not found.", details={"workflowId": [workflow_id]})
+    rows = list(
+        Execution.objects.filter(workflow_id=workflow_id, status__in=ACTIVE_STATUSES)
+        .order_by("-created_at", "-id")
+        .values_list("id", "shard_id", "status")[:LOCATION_LIMIT]
+    )
+    leases = _leases_of({shard_id for _, shard_id, _ in rows})
+    executions = []
+    for execution_id, shard_id, status in rows:
+        owner, epoch = leases.get(shard_id, (None, 0))
+        executions.append(
+            {
+                "executionId": execution_id,
+                "shardId": shard_id,
+                "owner": owner,
+                "epoch": epoch,
+                "status": status,
+            }
+        )
+    return {
+        "workflowId": workflow_id,
+        "shardIds": sorted({e["shardId"] for e in executions}),
+        "executions": executions,
+    }
+
+
+def execution_location(execution_id: str) -> dict[str, Any]:
+    """The execution's stored shard and who owns that shard now, at which epoch."""
+    row = Execution.objects.filter(pk=execution_id).values_list("workflow_id", "shard_id", "status").first()
+    if row is None:
+        raise NotFound(f"Execution {execution_id!r} not found.", details={"executionId": [execution_id]})
+    workflow_id, shard_id, status = row
+    owner, epoch = _leases_of([shard_id]).get(shard_id, (None, 0))
+    return {
+        "executionId": execution_id,
+        "workflowId": workflow_id,
+        "shardId": shard_id,
+        "owner": owner,
+        "epoch": epoch,
+        "status": status,
+    }
+
+
+# --- cluster events -----------------------------------------------------------------------------------------
+
+
+def _event(
+    event_id: int, created_at: datetime, event_type: str, severity: str, payload: Any
+) -> dict[str, Any]:
+    """The stored ``CLUSTER_EVENT`` JSON plus its ``id``; the columns fill in what an odd payload lacks."""
+    body: dict[str, Any] = {"timestamp": iso(created_at), "event_type": event_type, "severity": severity}
+    if isinstance(payload, Mapping):
+        body.update(payload)
+    body["id"] = event_id
+    return body
+
+
+def cluster_events(
+    *, event_type: str | None = None, workflow_id: str | None = None, limit: int, since_id: int | None = None
+) -> dict[str, Any]:
+    """The newest ``limit`` events, newest first. With ``since_id``: the *oldest* ``limit`` events after it
+    (still answered newest first), so that a client polling with the highest id it has seen misses none."""
+    rows = ClusterEvent.objects.all()
+    if event_type is not None:
+        rows = rows.filter(event_type=event_type)  # index cluster_event_type_recent
+    if workflow_id is not None:
+        rows = rows.filter(workflow_id=workflow_id)
+    columns = ("id", "created_at", "event_type", "severity", "payload")
+    if since_id is None:
+        picked = list(rows.order_by("-id").values_list(*columns)[:limit])
+    else:
+        picked = list(rows.filter(id__gt=since_id).order_by("id").values_list(*columns)[:limit])[::-1]
+    events = [_event(*row) for row in picked]
+    return {"events": events, "count": len(events)}
+
+
+def workflow_events(workflow_id: str, *, limit: int, since_id: int | None) -> dict[str, Any]:
+    """Events about one workflow; a 404 only when the workflow neither exists nor was ever mentioned (the
+    events of a deleted workflow stay readable)."""
+    found = cluster_events(workflow_id=workflow_id, limit=limit, since_id=since_id)
+    if (
+        not found["events"]
+        and not Workflow.objects.filter(pk=workflow_id).exists()
+        and not ClusterEvent.objects.filter(workflow_id=workflow_id).exists()
+    ):
+        raise NotFound(f"Workflow {workflow_id!r} not found.", details={"workflowId": [workflow_id]})
+    return found
+
+
+def event_stats() -> dict[str, Any]:
+    """Counts by type and severity and over the last 24 hours, in one ``GROUP BY``."""
+    since = timezone.now() - timedelta(hours=24)
+    rows = (
+        ClusterEvent.objects.order_by()
+        .values("event_type", "severity")
+        .annotate(n=Count("*"), recent=Count("id", filter=Q(created_at__gte=since)))
+    )
+    by_type: Counter[str] = Counter()
+    by_severity: Counter[str] = Counter()
+    recent = 0
+    for row in rows:
+        by_type[row["event_type"]] += row["n"]
+        by_severity[row["severity"]] += row["n"]
+        recent += row["recent"]
+    return {
+        "total": sum(by_type.values()),
+        "byType": dict(sorted(by_type.items())),
+        "bySeverity": dict(sorted(by_severity.items())),
+        "last24h": recent,
+    }
+
+
+# --- the monitoring text ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """What ``GET /monitoring/cluster/status`` prints."""
+
+    self_name: str
+    self_roles: list[str]
+    leader: str | None
+    members: list[membership.Member]
+    unreachable: list[str]  # the newest UNREACHABLE_LISTED of them
+    unreachable_count: int
+
+
+def cluster_status(self_name: str, self_roles: list[str]) -> ClusterStatus:
+    """Live members from Redis; unreachable members are the rows the leader marked "down"."""
+    down = ClusterNode.objects.filter(state="down")
+    return ClusterStatus(
+        self_name=self_name,
+        self_roles=self_roles,
+        leader=leader(),
+        members=sorted(membership.live_members(), key=lambda m: m.node_id),
+        unreachable=list(down.order_by("-last_seen").values_list("node_id", flat=True)[:UNREACHABLE_LISTED]),
+        unreachable_count=down.count(),
+    )
