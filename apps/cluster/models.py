@@ -65,6 +65,7 @@ class ClusterNode(models.Model):
 
     class Meta:
         ordering = ["started_at"]
+        indexes = [models.Index(fields=["state", "last_seen"], name="cluster_node_state_seen")]  # pruning
 
     def __str__(self) -> str:
         return self.node_id
@@ -82,4 +83,13 @@ class ClusterEvent(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["event_type", "-id"], name="cluster_event_type_recent")]
+        indexes = [
+            # GET /api/v1/events filters (apps/cluster/queries.py)
+            models.Index(fields=["event_type", "-id"], name="cluster_event_type_recent"),
+            models.Index(
+                fields=["workflow_id", "-id"],
+                name="cluster_event_workflow_recent",
+                condition=~models.Q(workflow_id=""),
+            ),
+            models.Index(fields=["created_at"], name="cluster_event_created"),  # events/stats last24h
+        ]

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from apps.cluster import events
 from apps.cluster.metrics import stuck_executions, sweeper_redrives_total
+from apps.cluster.models import ClusterNode
 from apps.workflows.conf import engine_settings
 from apps.workflows.models import Command, Execution, ExecutionStatus
 from apps.workflows.services import claims, dispatch
@@ -47,8 +48,12 @@ def node_grace() -> float:
     return max(30.0, 3 * engine_settings.liveness_ttl)
 
 
+MEMBER_RETENTION = timedelta(days=1)
+
+
 def sweep() -> SweepReport:
     report = SweepReport(_unprocessed(), _lost_attempts())
+    _prune_members()
     stuck_executions.set(report.total)
     for reason, ids in (
         ("unprocessed_command", report.unprocessed),
@@ -64,6 +69,12 @@ def sweep() -> SweepReport:
                 execution_ids=ids[:20],
             )
     return report
+
+
+def _prune_members() -> None:
+    """Every process start is a new member row; forget the ones gone for a day."""
+    cutoff = timezone.now() - MEMBER_RETENTION
+    ClusterNode.objects.filter(state__in=["down", "left"], last_seen__lt=cutoff).delete()
 
 
 def _unprocessed() -> list[str]:
