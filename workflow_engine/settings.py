@@ -148,6 +148,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "retry_on_timeout": True,
     "health_check_interval": 10,
     "global_keyprefix": env_str("REDIS_KEY_PREFIX", "wfe:"),
+    # BRPOP returns at least this often, so a shard queue a worker starts consuming is polled within it
+    # (kombu's default is 1 s); it bounds part of the failover time.
+    "polling_interval": 0.25,
+    # one Redis list per queue: no priority emulation (four lists per queue by default, so a worker
+    # consuming 100 shard queues would BRPOP on 400 keys)
+    "priority_steps": [0],
 }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
