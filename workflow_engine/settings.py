@@ -129,6 +129,11 @@ _db.update(
         "OPTIONS": {
             "application_name": env_str("WORKFLOW_PROCESS_ROLE", "") or _process_role(sys.argv),
             "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5, low=1),
+            # A process paused or cut off inside a transaction (SIGSTOP, a partition) would keep its row
+            # locks, and with them its shards and executions, for as long as its TCP connection lives.
+            # PostgreSQL ends such a session after this long without a query, and the locks go with it.
+            "options": "-c idle_in_transaction_session_timeout="
+            + str(env_int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 15000, low=1000)),
             **_db["OPTIONS"],  # type: ignore[dict-item]
         },
     }

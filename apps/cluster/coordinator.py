@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -149,22 +149,34 @@ class Coordinator:
         return done
 
     def _apply(self, moves: list[tuple[Move, str]]) -> None:
+        """One transaction per move: a shard whose lease row is locked (its owner paused inside an append)
+        waits for the next round instead of holding up every other move."""
         term = self.leadership.term
         counts = _active_counts(m.shard_id for m, _ in moves)
-        with transaction.atomic():
-            _check_term(term)
-            for move, reason in moves:
-                if _move(move, term or 0, reason) and move.from_owner:
-                    events.record(
-                        "shard_rebalance",
-                        shard_id=move.shard_id,
-                        from_node=move.from_owner,
-                        to_node=move.to_owner,
-                        entity_count=counts.get(move.shard_id, 0),
-                        reason=reason,
-                    )
-                    metrics.rebalanced(move)
-        logger.info("assigned shards", extra={"moves": len(moves), "term": term})
+        done = 0
+        for move, reason in moves:
+            try:
+                with transaction.atomic():
+                    _check_term(term)
+                    _lock_timeout("1s")
+                    if not _move(move, term or 0, reason):
+                        continue
+                    done += 1
+                    if move.from_owner:
+                        events.record(
+                            "shard_rebalance",
+                            shard_id=move.shard_id,
+                            from_node=move.from_owner,
+                            to_node=move.to_owner,
+                            entity_count=counts.get(move.shard_id, 0),
+                            reason=reason,
+                        )
+            except OperationalError:
+                logger.warning("shard lease busy; moving it next round", extra={"shard": move.shard_id})
+                continue
+            if move.from_owner:
+                metrics.rebalanced(move)
+        logger.info("assigned shards", extra={"moves": done, "term": term})
         _nudge_workers()
 
     def rebalance(self, live: list[str]) -> list[Move]:
@@ -224,6 +236,11 @@ def _active_counts(shards: Iterable[int]) -> dict[int, int]:
         .values_list("shard_id", "n")
     )
     return dict(rows)
+
+
+def _lock_timeout(value: str) -> None:
+    with connection.cursor() as cur:
+        cur.execute(f"SET LOCAL lock_timeout = '{value}'")
 
 
 def _check_term(term: int | None) -> None:

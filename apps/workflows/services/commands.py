@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.cluster import identity
@@ -155,6 +155,9 @@ def apply_pending(execution_id: str, *, recover: bool = False) -> None:
 
 
 def _apply_locked(execution_id: str, node_id: str | None, recover: bool) -> None:
+    with connection.cursor() as cur:
+        # a row held by a paused process fails fast; the task is retried with back-off (tasks.TRANSIENT)
+        cur.execute("SET LOCAL lock_timeout = '5s'")
     execution = Execution.objects.select_for_update().filter(pk=execution_id).first()
     if execution is None:
         return
