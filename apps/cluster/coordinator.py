@@ -116,10 +116,9 @@ class Coordinator:
         ):
             return []  # the first allocation waits for min-nr-of-members, as Pekko's does
         leases = _leases()
-        moves: list[tuple[Move, str]] = [
-            (m, MoveReason.FAILOVER if m.from_owner else MoveReason.INITIAL)
-            for m in orphan_moves(leases, live)
-        ]
+        orphans = orphan_moves(leases, live)
+        left = _left({m.from_owner for m in orphans if m.from_owner})
+        moves: list[tuple[Move, str]] = [(m, _orphan_reason(m, left)) for m in orphans]
         moves += self._handoffs_to_complete(leases, live)
         if moves:
             self._apply(moves)
@@ -200,6 +199,17 @@ class Coordinator:
         logger.info("hand-offs started", extra={"moves": [(m.shard_id, m.to_owner) for m in moves]})
         _nudge_workers()
         return moves
+
+
+def _left(owners: set[str]) -> set[str]:
+    """Owners that stopped cleanly (``membership.leave``) rather than died."""
+    return set(ClusterNode.objects.filter(pk__in=owners, state="left").values_list("pk", flat=True))
+
+
+def _orphan_reason(move: Move, left: set[str]) -> str:
+    if not move.from_owner:
+        return MoveReason.INITIAL
+    return MoveReason.MEMBER_LEFT if move.from_owner in left else MoveReason.FAILOVER
 
 
 def _leases() -> list[Lease]:

@@ -15,6 +15,7 @@ class LeaseState(models.TextChoices):
 class MoveReason(models.TextChoices):
     INITIAL = "initial"
     FAILOVER = "failover"  # the previous owner's liveness expired
+    MEMBER_LEFT = "member_left"  # the previous owner stopped cleanly and gave its shards up
     REBALANCE = "rebalance"  # a planned hand-off
     HANDOFF_TIMEOUT = "handoff_timeout"  # a planned hand-off forced after handoff-timeout
 
