@@ -119,3 +119,25 @@ def _check_range(name: str, value: int | float, low: int | float | None, high: i
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"between {low} and {high}" if low is not None and high is not None else f">= {low}"
         raise ImproperlyConfigured(f"{name}={value}: must be {bounds}")
+
+
+_CONNECTION_SCHEMES = ("postgres", "postgresql", "mysql", "mariadb")
+
+
+def connections_from_env(prefix: str) -> dict[str, str]:
+    """``{name: url}`` from ``<PREFIX><NAME>=url`` (or ``<PREFIX><NAME>_FILE``); names are lower-cased."""
+    found: dict[str, str] = {}
+    for key in sorted(os.environ):
+        if not key.startswith(prefix):
+            continue
+        name = key[len(prefix) :].removesuffix("_FILE")
+        url = env_secret(prefix + name)
+        if not name or url is None:
+            continue
+        scheme = urlparse(url).scheme
+        if scheme not in _CONNECTION_SCHEMES:
+            raise ImproperlyConfigured(
+                f"{prefix}{name}: scheme {scheme!r} is not one of {', '.join(_CONNECTION_SCHEMES)}"
+            )
+        found[name.lower()] = url
+    return found

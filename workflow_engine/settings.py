@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from workflow_engine.env import (
     check_redis_url,
+    connections_from_env,
     database_from_url,
     env_bool,
     env_choice,
@@ -173,6 +174,8 @@ CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# modules with tasks of your own that celery.task nodes run (WORKFLOW_CELERY_TASKS lists the allowed names)
+CELERY_IMPORTS = env_list("WORKFLOW_CELERY_IMPORTS", [])
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 900, low=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840, low=1)
 
@@ -193,12 +196,24 @@ WORKFLOW_ENGINE = {
     "reconcile-interval": env_str("WORKFLOW_RECONCILE_INTERVAL", "1s"),
     "sweep-interval": env_str("WORKFLOW_SWEEP_INTERVAL", "5s"),
     "handoff-timeout": env_str("WORKFLOW_HANDOFF_TIMEOUT", "30s"),
+    "default-node-timeout": env_str("WORKFLOW_DEFAULT_NODE_TIMEOUT", "1h"),
     "max-node-output-records": env_int("WORKFLOW_MAX_NODE_OUTPUT_RECORDS", 1_000_000),
     "max-node-output-bytes": env_int("WORKFLOW_MAX_NODE_OUTPUT_BYTES", 64 * 1024 * 1024),
     "file-roots": env_list(
         "WORKFLOW_FILE_ROOTS", [str(DATA_DIR / "files")] + (["/tmp"] if PROFILE != "production" else [])
     ),
 }
+
+# --- integrations used by nodes (docs/nodes.md) ------------------------------------------------------------
+# Named database connections for db.* and mysql.* nodes: WORKFLOW_CONNECTION_<NAME>=<url> (or _FILE). A
+# definition names the connection; credentials never travel in a definition.
+WORKFLOW_CONNECTIONS = connections_from_env("WORKFLOW_CONNECTION_")
+# Hosts http.request may call ("api.example.com", "*.example.com", "127.0.0.1:8000"); empty: none.
+WORKFLOW_HTTP_ALLOWED_HOSTS = env_list("WORKFLOW_HTTP_ALLOWED_HOSTS", [])
+# Callables python.call may run, as dotted paths ("myapp.tasks.enrich"); never code sent through the API.
+WORKFLOW_PYTHON_CALLABLES = env_list("WORKFLOW_PYTHON_CALLABLES", [])
+# Existing Celery tasks celery.task may run, by name; "*" allows any registered task.
+WORKFLOW_CELERY_TASKS = env_list("WORKFLOW_CELERY_TASKS", [])
 
 # --- API ------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F
 from django.utils import timezone
 
 from apps.cluster import events, membership, metrics, redis_client
@@ -65,8 +65,9 @@ class Coordinator:
         metrics.report_cluster(len(live_members), self.leadership.term or 0)
 
     def _sweep(self, now: float) -> None:
-        from apps.workflows.services import sweeper
+        from apps.workflows.services import sweeper, timers
 
+        timers.fire_due()  # every tick: a timer fires within a tick of its time
         if self._redrive_at is not None and now >= self._redrive_at:
             self._redrive_at = None
             sweeper.redrive_after_member_loss()
@@ -236,11 +237,11 @@ def _move(move: Move, term: int, reason: str) -> bool:
 
 
 def _active_counts(shards: Iterable[int]) -> dict[int, int]:
-    from apps.workflows.models import Execution
+    from apps.workflows.models import ACTIVE_STATUSES, Execution
 
     rows = (
         Execution.objects.filter(shard_id__in=list(shards))
-        .filter(Q(status="pending") | Q(status="running"))
+        .filter(status__in=ACTIVE_STATUSES)
         .values("shard_id")
         .annotate(n=Count("id"))
         .values_list("shard_id", "n")

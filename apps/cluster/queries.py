@@ -23,8 +23,8 @@ from apps.cluster.identity import role_of
 from apps.cluster.models import ClusterEvent, ClusterNode, ShardLease
 from apps.workflows.conf import engine_settings
 from apps.workflows.errors import NotFound
-from apps.workflows.models import Execution, Workflow
-from apps.workflows.services.queries import ACTIVE_STATUSES, iso
+from apps.workflows.models import ACTIVE_STATUSES, Execution, Workflow
+from apps.workflows.services.queries import iso
 
 CLUSTER_NAME = "workflow-engine"
 LOCATION_LIMIT = 100

@@ -35,6 +35,7 @@ _SPEC: dict[str, tuple[str, Any, float | None, float | None]] = {
     "reconcile-interval": ("duration", "1s", 0.05, None),
     "sweep-interval": ("duration", "5s", 0.1, None),
     "handoff-timeout": ("duration", "30s", 0.1, None),
+    "default-node-timeout": ("duration", "1h", 0.1, None),
     "max-node-output-records": ("int", 1_000_000, 1, None),
     "max-node-output-bytes": ("int", 64 * 1024 * 1024, 1, None),
     "file-roots": ("paths", [], None, None),
@@ -58,6 +59,7 @@ class EngineSettings:
     reconcile_interval: float
     sweep_interval: float
     handoff_timeout: float
+    default_node_timeout: float
     max_node_output_records: int
     max_node_output_bytes: int
     file_roots: list[Path]

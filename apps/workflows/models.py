@@ -49,13 +49,18 @@ class WorkflowVersion(models.Model):
 
 
 class ExecutionStatus(models.TextChoices):
+    QUEUED = "queued"  # waiting for a slot under the workflow's concurrency limit; not started
     PENDING = "pending"
     RUNNING = "running"
+    PAUSED = "paused"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
-TERMINAL_STATUSES = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED)
+TERMINAL_STATUSES = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+# executions that hold a slot under a concurrency limit
+ACTIVE_STATUSES = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.PAUSED)
 
 
 class Execution(models.Model):
@@ -69,6 +74,9 @@ class Execution(models.Model):
     status = models.CharField(max_length=16, choices=ExecutionStatus.choices, default=ExecutionStatus.PENDING)
     last_seq = models.PositiveIntegerField(default=0)
     trigger = models.CharField(max_length=32, default="api")
+    # the start command's id (it carries the Idempotency-Key); kept here too because a queued execution has
+    # no start command until a concurrency slot frees
+    start_key = models.CharField(max_length=300, blank=True, default="")
     error = models.TextField(blank=True, default="")
     # node attempts started and not finished, ``[[node_id, attempt], ...]``: a projection of the journal
     # kept on the head row, so the sweeper finds executions waiting on a node without reading events
@@ -84,10 +92,19 @@ class Execution(models.Model):
             # the workflow's execution list and status routes (services/queries.py)
             models.Index(fields=["workflow", "-created_at"], name="execution_workflow_recent"),
             # recovery and the sweeper: non-terminal executions of a shard (services/recovery.py)
+            models.Index(fields=["workflow", "status"], name="execution_workflow_status"),  # admission.py
             models.Index(
                 fields=["shard_id", "status"],
                 name="execution_shard_active",
-                condition=Q(status__in=["pending", "running"]),
+                condition=Q(status__in=["pending", "running", "paused"]),
+            ),
+        ]
+
+        permissions = [("approve_execution", "Can approve or reject an approval node of an execution")]
+        constraints = [
+            # one execution per Idempotency-Key, even while it waits queued (services/executions.py)
+            models.UniqueConstraint(
+                fields=["start_key"], name="execution_start_key_unique", condition=~Q(start_key="")
             ),
         ]
 
@@ -189,3 +206,28 @@ class ExecutionLog(models.Model):
 
     class Meta:
         ordering = ["execution_id", "id"]
+
+
+class Timer(models.Model):
+    """A durable timer: retry back-off, attempt and workflow timeouts, delays (invariant 5).
+
+    Fired by the leader on PostgreSQL's clock: it becomes the inbox command ``timer:<id>``, once.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="timers")
+    kind = models.CharField(max_length=32)
+    node_id = models.CharField(max_length=200, blank=True, default="")
+    attempt = models.PositiveIntegerField(default=0)
+    fire_at = models.DateTimeField()
+    fired_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # the leader's due-timer scan (services/timers.py)
+            models.Index(fields=["fire_at"], name="timer_due", condition=Q(fired_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.node_id}#{self.attempt} at {self.fire_at:%H:%M:%S}"

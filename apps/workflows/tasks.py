@@ -10,7 +10,7 @@ from typing import Any
 from django.db import InterfaceError, OperationalError
 
 from apps.workflows.errors import ShardNotOwned
-from apps.workflows.services import commands, dispatch, nodes
+from apps.workflows.services import celery_nodes, commands, dispatch, nodes
 from workflow_engine.celery import app
 
 logger = logging.getLogger(__name__)
@@ -67,3 +67,16 @@ def requeue(execution_id: str, recover: bool) -> None:
 @engine_task("workflows.run_node")
 def run_node(execution_id: str, node_id: str, attempt: int, inputs: dict[str, int]) -> None:
     nodes.run_node(execution_id, node_id, attempt, inputs)
+
+
+@engine_task("workflows.celery_task_succeeded")
+def celery_task_succeeded(result: Any, execution_id: str, node_id: str, attempt: int) -> None:
+    celery_nodes.succeeded(result, execution_id, node_id, attempt)
+
+
+@app.task(name="workflows.celery_task_failed")
+def celery_task_failed(
+    request: Any, exc: BaseException, traceback: Any, execution_id: str, node_id: str, attempt: int
+) -> None:
+    """An errback: Celery calls it with the failed task's request, exception and traceback."""
+    celery_nodes.failed(f"{type(exc).__name__}: {exc}", execution_id, node_id, attempt)

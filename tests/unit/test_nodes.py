@@ -60,12 +60,13 @@ def problems(type_name: str, config: dict[str, Any], category: str | None = None
 
 
 def test_it_lists_the_original_catalogue_by_category() -> None:
-    listed = {category: [entry["type"] for entry in entries] for category, entries in catalogue().items()}
-    assert listed == {
-        "source": ["file.csv", "file.text", "memory.collection", "random.numbers", "sequence.numbers"],
-        "transform": ["batch", "distinct", "filter", "map"],
-        "sink": ["aggregate.count", "console.log", "file.text"],
+    listed = {category: {entry["type"] for entry in entries} for category, entries in catalogue().items()}
+    original = {
+        "source": {"file.csv", "file.text", "memory.collection", "random.numbers", "sequence.numbers"},
+        "transform": {"batch", "distinct", "filter", "map"},
+        "sink": {"aggregate.count", "console.log", "file.text"},
     }
+    assert all(original[category] <= listed[category] for category in original), listed
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
-"""What a command does to an execution: the events to append and the nodes to run.
+"""What a command does to an execution: the events to append, and the work that follows from them.
 
 ``decide`` is pure. It never re-applies a command whose effect is already in the state (a stale or duplicate
-node result is a no-op), which together with the inbox makes state transitions exactly-once (invariant 2).
+node result, a timer for an attempt that already ended, a second cancel), which together with the inbox makes
+state transitions exactly-once (invariant 2). What must happen later is returned as data: node runs, timers
+(durable rows, invariant 5), attempts to stop, and outputs of nodes completed here.
 """
 
 from __future__ import annotations
@@ -9,8 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.workflows.engine.graph import Graph
-from apps.workflows.engine.state import EventRecord, ExecStatus, ExecutionState, NodeStatus, apply
+from apps.workflows.engine.graph import Graph, GraphNode
+from apps.workflows.engine.state import (
+    ACTIVE_NODE,
+    EventRecord,
+    ExecStatus,
+    ExecutionState,
+    NodeStatus,
+    apply,
+)
+from apps.workflows.engine.waits import rejection_of
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,42 @@ class NodeFailed:
     retryable: bool = False
 
 
-Command = Start | NodeSucceeded | NodeFailed
+@dataclass(frozen=True)
+class TimerFired:
+    kind: str  # retry, node_timeout, wait, wait_timeout, workflow_timeout
+    node_id: str = ""
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class Cancel:
+    by: str = ""
+    reason: str = "cancelled"
+
+
+@dataclass(frozen=True)
+class Pause:
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class Resume:
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class RetryFailed:
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    payload: Any = None
+    by: str = ""
+
+
+Command = Start | NodeSucceeded | NodeFailed | TimerFired | Cancel | Pause | Resume | RetryFailed | Signal
 
 
 @dataclass(frozen=True)
@@ -44,6 +89,15 @@ class RunNode:
     node_id: str
     attempt: int
     inline: bool
+    behavior: str = "run"
+
+
+@dataclass(frozen=True)
+class Timer:
+    kind: str
+    node_id: str
+    attempt: int
+    fire_at_ms: int
 
 
 @dataclass
@@ -51,6 +105,10 @@ class Decision:
     state: ExecutionState
     events: list[EventRecord] = field(default_factory=list)
     runs: list[RunNode] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
+    stops: list[tuple[str, int]] = field(default_factory=list)
+    # outputs of nodes completed by the decision itself: ("passthrough", None) or ("records", [...])
+    outputs: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     def emit(self, event_type: str, payload: dict[str, Any]) -> None:
         event = EventRecord(self.state.last_seq + 1, event_type, payload)
@@ -58,108 +116,307 @@ class Decision:
         self.events.append(event)
 
 
+@dataclass(frozen=True)
+class _Ctx:
+    graph: Graph
+    now_ms: int
+
+    def base(self, state: ExecutionState) -> dict[str, Any]:
+        return {
+            "workflowId": self.graph.workflow_id,
+            "executionId": state.execution_id,
+            "timestamp": self.now_ms,
+        }
+
+    def node_base(self, state: ExecutionState, node: GraphNode, attempt: int) -> dict[str, Any]:
+        return {**self.base(state), "nodeId": node.id, "nodeType": node.node_type, "attempt": attempt}
+
+
 def decide(state: ExecutionState, graph: Graph, command: Command, now_ms: int) -> Decision:
-    """Events and node runs for ``command``; an empty decision when it changes nothing."""
-    d = Decision(state)
-    if state.terminal:
+    """Events and follow-up work for ``command``; an empty decision when it changes nothing."""
+    d, ctx = Decision(state), _Ctx(graph, now_ms)
+    if state.terminal and not isinstance(command, RetryFailed):
         return d
-    if isinstance(command, Start):
-        _start(d, graph, now_ms)
-    elif isinstance(command, NodeSucceeded):
-        _node_succeeded(d, graph, command, now_ms)
-    else:
-        _node_failed(d, graph, command, now_ms)
+    handler = _HANDLERS[type(command)]
+    handler(d, ctx, command)
     return d
 
 
-def _base(graph: Graph, state: ExecutionState, now_ms: int) -> dict[str, Any]:
-    return {"workflowId": graph.workflow_id, "executionId": state.execution_id, "timestamp": now_ms}
+# --- starting -------------------------------------------------------------------------------------------
 
 
-def _start(d: Decision, graph: Graph, now_ms: int) -> None:
+def _start(d: Decision, ctx: _Ctx, c: Start) -> None:
     if d.state.status != ExecStatus.PENDING:
         return
     d.emit(
         "WorkflowStarted",
-        {**_base(graph, d.state, now_ms), "workflowName": graph.name, "totalNodes": len(graph.nodes)},
+        {**ctx.base(d.state), "workflowName": ctx.graph.name, "totalNodes": len(ctx.graph.nodes)},
     )
-    _start_ready(d, graph, now_ms)
+    _workflow_timer(d, ctx)
+    _start_ready(d, ctx)
 
 
-def _start_ready(d: Decision, graph: Graph, now_ms: int) -> None:
-    for node_id in graph.order:
-        node = graph.nodes[node_id]
+def _workflow_timer(d: Decision, ctx: _Ctx) -> None:
+    timeout = ctx.graph.policies.timeout_ms
+    if timeout:
+        d.timers.append(Timer("workflow_timeout", "", d.state.last_seq, ctx.now_ms + timeout))
+
+
+def _start_ready(d: Decision, ctx: _Ctx) -> None:
+    if d.state.status != ExecStatus.RUNNING:
+        return  # paused: nothing new starts; resume picks up from here
+    for node_id in ctx.graph.order:
+        node = ctx.graph.nodes[node_id]
+        if d.state.status != ExecStatus.RUNNING:
+            return
         if d.state.node(node_id).status != NodeStatus.PENDING:
             continue
         if all(d.state.node(u).status == NodeStatus.COMPLETED for u in node.upstream):
-            attempt = d.state.node(node_id).attempt + 1
-            d.emit(
-                "NodeExecutionStarted",
-                {
-                    **_base(graph, d.state, now_ms),
-                    "nodeId": node_id,
-                    "nodeType": node.node_type,
-                    "attempt": attempt,
-                },
-            )
-            d.runs.append(RunNode(node_id, attempt, node.inline))
+            _start_node(d, ctx, node)
+
+
+def _start_node(d: Decision, ctx: _Ctx, node: GraphNode) -> None:
+    attempt = d.state.node(node.id).attempt + 1
+    d.emit("NodeExecutionStarted", ctx.node_base(d.state, node, attempt))
+    if node.behavior == "wait":
+        _start_wait(d, ctx, node, attempt)
+        return
+    d.runs.append(RunNode(node.id, attempt, node.inline, node.behavior))
+    if node.timeout_ms and not node.inline:
+        d.timers.append(Timer("node_timeout", node.id, attempt, ctx.now_ms + node.timeout_ms))
+
+
+def _start_wait(d: Decision, ctx: _Ctx, node: GraphNode, attempt: int) -> None:
+    spec = node.wait
+    assert spec is not None
+    if spec.kind == "timer":
+        until = spec.fire_at(ctx.now_ms)
+        d.emit(
+            "NodeWaiting", {**ctx.node_base(d.state, node, attempt), "waitingFor": "timer", "until": until}
+        )
+        d.timers.append(Timer("wait", node.id, attempt, until))
+        return
+    what = "approval" if spec.approval else "signal"
+    d.emit(
+        "NodeWaiting", {**ctx.node_base(d.state, node, attempt), "waitingFor": what, "signal": spec.signal}
+    )
+    if spec.timeout_ms:
+        d.timers.append(Timer("wait_timeout", node.id, attempt, ctx.now_ms + spec.timeout_ms))
+    _deliver_signals(d, ctx)
+
+
+# --- node outcomes ---------------------------------------------------------------------------------------
 
 
 def _is_current(state: ExecutionState, node_id: str, attempt: int) -> bool:
     node = state.node(node_id)
-    return node.status == NodeStatus.RUNNING and node.attempt == attempt
+    return node.status in ACTIVE_NODE and node.attempt == attempt
 
 
-def _node_succeeded(d: Decision, graph: Graph, c: NodeSucceeded, now_ms: int) -> None:
-    if c.node_id not in graph.nodes or not _is_current(d.state, c.node_id, c.attempt):
-        return
+def _node_succeeded(d: Decision, ctx: _Ctx, c: NodeSucceeded) -> None:
+    if c.node_id in ctx.graph.nodes and _is_current(d.state, c.node_id, c.attempt):
+        _complete_node(d, ctx, ctx.graph.nodes[c.node_id], c.attempt, c.records_processed, c.duration_ms)
+
+
+def _complete_node(
+    d: Decision, ctx: _Ctx, node: GraphNode, attempt: int, records: int, duration: int, **extra: Any
+) -> None:
     d.emit(
         "NodeExecutionCompleted",
-        {
-            **_base(graph, d.state, now_ms),
-            "nodeId": c.node_id,
-            "nodeType": graph.nodes[c.node_id].node_type,
-            "attempt": c.attempt,
-            "duration": c.duration_ms,
-            "recordsProcessed": c.records_processed,
-        },
+        {**ctx.node_base(d.state, node, attempt), "duration": duration, "recordsProcessed": records, **extra},
     )
-    if all(d.state.node(n).status == NodeStatus.COMPLETED for n in graph.nodes):
-        started = d.state.started_ms or now_ms
+    if all(d.state.node(n).status == NodeStatus.COMPLETED for n in ctx.graph.nodes):
+        started = d.state.started_ms or ctx.now_ms
         d.emit(
             "WorkflowCompleted",
-            {
-                **_base(graph, d.state, now_ms),
-                "duration": now_ms - started,
-                "completedNodes": len(graph.nodes),
-            },
+            {**ctx.base(d.state), "duration": ctx.now_ms - started, "completedNodes": len(ctx.graph.nodes)},
         )
         return
-    _start_ready(d, graph, now_ms)
+    _start_ready(d, ctx)
 
 
-def _node_failed(d: Decision, graph: Graph, c: NodeFailed, now_ms: int) -> None:
-    if c.node_id not in graph.nodes or not _is_current(d.state, c.node_id, c.attempt):
-        return
+def _node_failed(d: Decision, ctx: _Ctx, c: NodeFailed) -> None:
+    if c.node_id in ctx.graph.nodes and _is_current(d.state, c.node_id, c.attempt):
+        _fail_node(d, ctx, ctx.graph.nodes[c.node_id], c.attempt, c.error, c.retryable)
+
+
+def _fail_node(
+    d: Decision, ctx: _Ctx, node: GraphNode, attempt: int, error: str, retryable: bool, **extra: Any
+) -> None:
+    """Retry by the node's policy, or fail the execution."""
+    retry = node.retry.should_retry(attempt, retryable)
     d.emit(
         "NodeExecutionFailed",
         {
-            **_base(graph, d.state, now_ms),
-            "nodeId": c.node_id,
-            "nodeType": graph.nodes[c.node_id].node_type,
-            "attempt": c.attempt,
-            "error": c.error,
-            "retryable": c.retryable,
+            **ctx.node_base(d.state, node, attempt),
+            "error": error,
+            "retryable": retryable,
+            "willRetry": retry,
+            **extra,
         },
     )
-    d.emit(
-        "WorkflowFailed",
-        {
-            **_base(graph, d.state, now_ms),
-            "reason": f"Node {c.node_id} failed: {c.error}",
-            "failedNodeId": c.node_id,
-        },
-    )
+    if retry:
+        delay = node.retry.delay_ms(attempt, f"{d.state.execution_id}:{node.id}:{attempt}")
+        fire_at = ctx.now_ms + delay
+        d.emit(
+            "NodeRetryScheduled",
+            {
+                **ctx.node_base(d.state, node, attempt),
+                "nextAttempt": attempt + 1,
+                "delayMs": delay,
+                "fireAt": fire_at,
+            },
+        )
+        d.timers.append(Timer("retry", node.id, attempt + 1, fire_at))
+        return
+    _fail_workflow(d, ctx, f"Node {node.id} failed: {error}", node.id)
+
+
+def _fail_workflow(d: Decision, ctx: _Ctx, reason: str, node_id: str | None, **extra: Any) -> None:
+    _stop_active(d)
+    d.emit("WorkflowFailed", {**ctx.base(d.state), "reason": reason, "failedNodeId": node_id, **extra})
+
+
+def _stop_active(d: Decision) -> None:
+    d.stops.extend((n, s.attempt) for n, s in d.state.nodes.items() if s.status in ACTIVE_NODE)
+
+
+# --- timers ----------------------------------------------------------------------------------------------
+
+
+def _timer_fired(d: Decision, ctx: _Ctx, c: TimerFired) -> None:
+    if c.kind == "workflow_timeout":
+        timeout = ctx.graph.policies.timeout_ms or 0
+        _fail_workflow(d, ctx, f"Workflow timed out after {timeout / 1000:g}s", None, timedOut=True)
+        return
+    node = ctx.graph.nodes.get(c.node_id)
+    if node is None:
+        return
+    state = d.state.node(c.node_id)
+    if c.kind == "retry":
+        if state.status == NodeStatus.RETRY_WAIT and state.attempt + 1 == c.attempt:
+            _start_retry(d, ctx, node)
+    elif _is_current(d.state, c.node_id, c.attempt):
+        _attempt_timer(d, ctx, node, c)
+
+
+def _start_retry(d: Decision, ctx: _Ctx, node: GraphNode) -> None:
+    if d.state.status == ExecStatus.RUNNING and all(
+        d.state.node(u).status == NodeStatus.COMPLETED for u in node.upstream
+    ):
+        _start_node(d, ctx, node)
+
+
+def _attempt_timer(d: Decision, ctx: _Ctx, node: GraphNode, c: TimerFired) -> None:
+    if c.kind == "wait" and d.state.node(node.id).waiting_for == "timer":
+        d.outputs[node.id] = ("passthrough", None)
+        _complete_node(
+            d, ctx, node, c.attempt, 0, ctx.now_ms - (d.state.node(node.id).started_ms or ctx.now_ms)
+        )
+    elif c.kind == "node_timeout":
+        d.stops.append((node.id, c.attempt))
+        _fail_node(
+            d,
+            ctx,
+            node,
+            c.attempt,
+            f"timed out after {(node.timeout_ms or 0) / 1000:g}s",
+            True,
+            timedOut=True,
+        )
+    elif c.kind == "wait_timeout":
+        spec = node.wait
+        what = f"signal {spec.signal!r}" if spec and spec.signal else "signal"
+        timeout = (spec.timeout_ms if spec else 0) or 0
+        _fail_node(d, ctx, node, c.attempt, f"no {what} within {timeout / 1000:g}s", False, timedOut=True)
+
+
+# --- control ---------------------------------------------------------------------------------------------
+
+
+def _cancel(d: Decision, ctx: _Ctx, c: Cancel) -> None:
+    _stop_active(d)
+    d.emit("WorkflowCancelled", {**ctx.base(d.state), "reason": c.reason, "by": c.by})
+
+
+def _pause(d: Decision, ctx: _Ctx, c: Pause) -> None:
+    if d.state.status == ExecStatus.RUNNING:
+        d.emit("WorkflowPaused", {**ctx.base(d.state), "by": c.by})
+
+
+def _resume(d: Decision, ctx: _Ctx, c: Resume) -> None:
+    if d.state.status != ExecStatus.PAUSED:
+        return
+    d.emit("WorkflowResumed", {**ctx.base(d.state), "by": c.by})
+    for node_id in ctx.graph.order:  # retries whose timer fired while paused
+        state = d.state.node(node_id)
+        if state.status == NodeStatus.RETRY_WAIT and (state.retry_at_ms or 0) <= ctx.now_ms:
+            _start_retry(d, ctx, ctx.graph.nodes[node_id])
+    _start_ready(d, ctx)
+
+
+def _retry_failed(d: Decision, ctx: _Ctx, c: RetryFailed) -> None:
+    if d.state.status != ExecStatus.FAILED:
+        return
+    failed = [
+        n
+        for n, s in d.state.nodes.items()
+        if s.status in (NodeStatus.FAILED, *ACTIVE_NODE, NodeStatus.RETRY_WAIT)
+    ]
+    d.emit("WorkflowRetried", {**ctx.base(d.state), "by": c.by, "nodes": sorted(failed)})
+    _workflow_timer(d, ctx)
+    _start_ready(d, ctx)
+
+
+def _signal(d: Decision, ctx: _Ctx, c: Signal) -> None:
+    d.emit("SignalReceived", {**ctx.base(d.state), "name": c.name, "payload": c.payload, "by": c.by})
+    _deliver_signals(d, ctx)
+
+
+def _deliver_signals(d: Decision, ctx: _Ctx) -> None:
+    """Hand buffered signals to the nodes waiting for them, in graph order, one signal per node."""
+    for node_id in ctx.graph.order:
+        node, state = ctx.graph.nodes[node_id], d.state.node(node_id)
+        if state.status != NodeStatus.WAITING or node.wait is None or node.wait.signal is None:
+            continue
+        name = node.wait.signal
+        if d.state.signals.get(name):
+            signal = d.state.signals[name][0]
+            d.outputs[node_id] = (
+                ("passthrough", None) if node.wait.approval else ("records", [signal["payload"]])
+            )
+            by = {"approvedBy": signal["by"]} if node.wait.approval else {}
+            _complete_node(
+                d,
+                ctx,
+                node,
+                state.attempt,
+                1,
+                ctx.now_ms - (state.started_ms or ctx.now_ms),
+                signal=name,
+                **by,
+            )
+        elif node.wait.approval and d.state.signals.get(rejection_of(name)):
+            signal = d.state.signals[rejection_of(name)][0]
+            payload = signal.get("payload")
+            comment = payload.get("comment") if isinstance(payload, dict) else None
+            error = f"rejected by {signal['by'] or 'unknown'}" + (f": {comment}" if comment else "")
+            _fail_node(
+                d, ctx, node, state.attempt, error, False, signal=rejection_of(name), rejectedBy=signal["by"]
+            )
+
+
+_HANDLERS: dict[type, Any] = {
+    Start: _start,
+    NodeSucceeded: _node_succeeded,
+    NodeFailed: _node_failed,
+    TimerFired: _timer_fired,
+    Cancel: _cancel,
+    Pause: _pause,
+    Resume: _resume,
+    RetryFailed: _retry_failed,
+    Signal: _signal,
+}
 
 
 def running_attempts(state: ExecutionState) -> list[tuple[str, int]]:

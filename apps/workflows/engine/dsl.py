@@ -11,8 +11,10 @@ Problems are reported per field path (``nodes[1].config.condition``), all at onc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from apps.workflows.engine.policies import WorkflowPolicies, parse_retry, parse_settings, parse_timeout
 
 Problems = dict[str, list[str]]
 
@@ -26,6 +28,8 @@ class NodeDef:
     declared_type: str | None
     label: str
     config: Mapping[str, Any]
+    retry_raw: Mapping[str, Any] | None = None  # merged over the workflow's default retry at compile time
+    timeout_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class WorkflowDef:
     name: str
     nodes: tuple[NodeDef, ...]
     edges: tuple[EdgeDef, ...]
+    policies: WorkflowPolicies = field(default_factory=WorkflowPolicies)
 
     def node(self, node_id: str) -> NodeDef:
         return next(n for n in self.nodes if n.id == node_id)
@@ -101,9 +106,10 @@ def parse(body: Any) -> tuple[WorkflowDef | None, Problems]:
     _check_tags(body, out)
     nodes = _parse_list(body, "nodes", _parse_node, out)
     edges = _parse_list(body, "edges", _parse_edge, out)
+    policies = parse_settings(body.get("settings"), out)
     if out or wf_id is None or name is None or nodes is None or edges is None:
         return None, out
-    return WorkflowDef(id=wf_id, name=name, nodes=tuple(nodes), edges=tuple(edges)), out
+    return WorkflowDef(id=wf_id, name=name, nodes=tuple(nodes), edges=tuple(edges), policies=policies), out
 
 
 def _check_tags(body: Mapping[str, Any], out: Problems) -> None:
@@ -133,6 +139,8 @@ def _parse_node(raw: Any, path: str, out: Problems) -> NodeDef | None:
     declared = raw.get("type")
     if declared is not None and declared not in NODE_KINDS:
         out[f"{path}type"] = [f"Must be one of {', '.join(NODE_KINDS)}; got {declared!r}."]
+    parse_retry(raw.get("retry"), f"{path}retry", out)  # checked here, merged at compile time
+    timeout_ms = parse_timeout(raw.get("timeout"), f"{path}timeout", out)
     if len(out) > before or node_id is None or node_type is None:
         return None
     label = raw.get("label") or node_id
@@ -142,6 +150,8 @@ def _parse_node(raw: Any, path: str, out: Problems) -> NodeDef | None:
         declared_type=declared,
         label=label,
         config=dict(raw.get("config") or {}),
+        retry_raw=raw.get("retry"),
+        timeout_ms=timeout_ms,
     )
 
 

@@ -6,13 +6,26 @@ Pure: the node catalogue is passed in as a ``resolve`` function, so tests can gi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from apps.workflows.engine.dsl import NodeDef, Problems, WorkflowDef
+from apps.workflows.engine.policies import NO_RETRY, RetryPolicy, WorkflowPolicies, parse_retry
+from apps.workflows.engine.waits import WaitSpec
 
-# resolve(node_type, declared_type, has_inputs, has_outputs) -> (category, inline, validate) or None
-Resolved = tuple[str, bool, Callable[[Mapping[str, object]], Problems]]
-Resolver = Callable[[str, str | None, bool, bool], Resolved | None]
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What the engine needs to know of a node type, from the catalogue."""
+
+    category: str
+    inline: bool
+    validate: Callable[[Mapping[str, object]], Problems]
+    behavior: str = "run"  # "run": a function of its inputs; "wait": see waits.py; "task": a Celery task
+    wait_spec: Callable[[Mapping[str, object]], WaitSpec | None] = lambda config: None
+
+
+# resolve(node_type, declared_type, has_inputs, has_outputs) -> NodeInfo or None
+Resolver = Callable[[str, str | None, bool, bool], NodeInfo | None]
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,10 @@ class GraphNode:
     inline: bool
     upstream: tuple[str, ...]  # in edge order: fan-in concatenates inputs in this order
     downstream: tuple[str, ...]
+    behavior: str = "run"
+    retry: RetryPolicy = NO_RETRY
+    timeout_ms: int | None = None
+    wait: WaitSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +48,7 @@ class Graph:
     name: str
     order: tuple[str, ...]  # a topological order, stable in the order nodes were declared
     nodes: Mapping[str, GraphNode]
+    policies: WorkflowPolicies = field(default_factory=WorkflowPolicies)
 
     def sources(self) -> tuple[str, ...]:
         return tuple(n for n in self.order if not self.nodes[n].upstream)
@@ -84,8 +102,8 @@ def _check_nodes(wf: WorkflowDef, resolve: Resolver, known: list[str], out: Prob
                 f"Node {node.id!r}: unknown nodeType {node.node_type!r}. Known types: {', '.join(known)}."
             ]
             continue
-        categories[node.id] = found[0]
-        for key, problems in found[2](node.config).items():
+        categories[node.id] = found.category
+        for key, problems in found.validate(node.config).items():
             out[f"nodes[{i}].config.{key}"] = [f"Node {node.id!r} ({node.node_type}): {p}" for p in problems]
     return categories
 
@@ -139,8 +157,9 @@ def find_cycle(wf: WorkflowDef) -> list[str]:
     return []
 
 
-def compile_graph(wf: WorkflowDef, resolve: Resolver) -> Graph:
-    """The graph of a definition that passed ``check``."""
+def compile_graph(wf: WorkflowDef, resolve: Resolver, default_node_timeout_ms: int | None = None) -> Graph:
+    """The graph of a definition that passed ``check``. Nodes without a timeout of their own get
+    ``default_node_timeout_ms``, so a hung attempt always ends (invariant 4)."""
     ups: dict[str, list[str]] = {n.id: [] for n in wf.nodes}
     downs: dict[str, list[str]] = {n.id: [] for n in wf.nodes}
     for e in wf.edges:
@@ -150,8 +169,20 @@ def compile_graph(wf: WorkflowDef, resolve: Resolver) -> Graph:
     for n in wf.nodes:
         found = resolve(n.node_type, n.declared_type, bool(ups[n.id]), bool(downs[n.id]))
         assert found is not None, f"compile_graph on an unchecked definition ({n.node_type})"
-        nodes[n.id] = GraphNode(n.id, n.node_type, found[0], found[1], tuple(ups[n.id]), tuple(downs[n.id]))
-    return Graph(wf.id, wf.name, _topological_order(wf, ups), nodes)
+        retry = parse_retry(n.retry_raw, "retry", {}, default=wf.policies.retry)
+        nodes[n.id] = GraphNode(
+            n.id,
+            n.node_type,
+            found.category,
+            found.inline,
+            tuple(ups[n.id]),
+            tuple(downs[n.id]),
+            found.behavior,
+            retry,
+            n.timeout_ms or default_node_timeout_ms,
+            found.wait_spec(n.config),
+        )
+    return Graph(wf.id, wf.name, _topological_order(wf, ups), nodes, wf.policies)
 
 
 def _topological_order(wf: WorkflowDef, ups: dict[str, list[str]]) -> tuple[str, ...]:

@@ -10,38 +10,47 @@ from typing import Any
 
 from apps.workflows.engine.state import EventRecord
 
-_END_EVENTS = ("WorkflowCompleted", "WorkflowFailed")
+_STATUS_BY_EVENT = {
+    "WorkflowStarted": "running",
+    "WorkflowPaused": "paused",
+    "WorkflowResumed": "running",
+    "WorkflowRetried": "running",
+    "WorkflowCompleted": "completed",
+    "WorkflowFailed": "failed",
+    "WorkflowCancelled": "cancelled",
+}
+_END = ("WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled")
 
 
 def _compact(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def _last(events: Sequence[EventRecord], types: tuple[str, ...]) -> EventRecord | None:
+    return next((e for e in reversed(events) if e.type in types), None)
+
+
 def execution_detail(events: Sequence[EventRecord]) -> dict[str, Any]:
     """``ExecutionDetail``: the execution with one entry per node attempt."""
     started = next((e.payload for e in events if e.type == "WorkflowStarted"), None)
-    end = next((e for e in events if e.type in _END_EVENTS), None)
+    status_event = _last(events, tuple(_STATUS_BY_EVENT))
+    status = _STATUS_BY_EVENT[status_event.type] if status_event else "running"
     start_ms = started["timestamp"] if started else None
     detail: dict[str, Any] = {
         "executionId": started["executionId"] if started else None,
         "workflowName": started.get("workflowName") if started else None,
         "startTime": start_ms,
-        "status": _status(end),
+        "status": status,
         "nodes": node_details(events),
     }
+    end = status_event if status_event is not None and status_event.type in _END else None
     if end is not None:
         detail["endTime"] = end.payload["timestamp"]
         detail["duration"] = end.payload.get("duration", end.payload["timestamp"] - (start_ms or 0))
-        if end.type == "WorkflowFailed":
-            detail["error"] = end.payload["reason"]
+        if end.type != "WorkflowCompleted":
+            detail["error"] = end.payload.get("reason")
             detail["failedNodeId"] = end.payload.get("failedNodeId")
     return _compact(detail)
-
-
-def _status(end: EventRecord | None) -> str:
-    if end is None:
-        return "running"
-    return "completed" if end.type == "WorkflowCompleted" else "failed"
 
 
 def node_details(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
@@ -58,21 +67,37 @@ def node_details(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
                 "status": "running",
                 "recordsProcessed": 0,
             }
-        elif e.type == "NodeExecutionCompleted" and key in rows:
-            rows[key].update(
-                status="completed",
-                endTime=e.payload["timestamp"],
-                duration=e.payload["duration"],
-                recordsProcessed=e.payload.get("recordsProcessed", 0),
-            )
-        elif e.type == "NodeExecutionFailed" and key in rows:
-            rows[key].update(
-                status="failed",
-                endTime=e.payload["timestamp"],
-                error=e.payload["error"],
-                duration=e.payload["timestamp"] - rows[key]["startTime"],
-            )
+        elif key in rows:
+            _node_event(rows[key], e)
+        elif e.type == "WorkflowCancelled":
+            for row in rows.values():
+                if row["status"] in ("running", "waiting"):
+                    row.update(status="cancelled", endTime=e.payload["timestamp"])
     return [_compact(r) for r in rows.values()]
+
+
+def _node_event(row: dict[str, Any], e: EventRecord) -> None:
+    p = e.payload
+    if e.type == "NodeWaiting":
+        row.update(status="waiting", waitingFor=p["waitingFor"], signal=p.get("signal"), until=p.get("until"))
+    elif e.type == "NodeExecutionCompleted":
+        row.update(
+            status="completed",
+            endTime=p["timestamp"],
+            duration=p["duration"],
+            recordsProcessed=p.get("recordsProcessed", 0),
+            approvedBy=p.get("approvedBy"),
+        )
+    elif e.type == "NodeExecutionFailed":
+        row.update(
+            status="failed",
+            endTime=p["timestamp"],
+            error=p["error"],
+            duration=p["timestamp"] - row["startTime"],
+            willRetry=p.get("willRetry"),
+        )
+    elif e.type == "NodeRetryScheduled":
+        row.update(nextAttemptAt=p["fireAt"], retryDelayMs=p["delayMs"])
 
 
 def timeline(events: Sequence[EventRecord]) -> dict[str, Any]:

@@ -11,24 +11,30 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class ExecStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
+    PAUSED = "paused"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class NodeStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
+    WAITING = "waiting"  # for a timer, a signal, an approval or a Celery task's result
+    RETRY_WAIT = "retry_wait"  # failed; the next attempt starts when its retry timer fires
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
-TERMINAL = (ExecStatus.COMPLETED, ExecStatus.FAILED)
+TERMINAL = (ExecStatus.COMPLETED, ExecStatus.FAILED, ExecStatus.CANCELLED)
+ACTIVE_NODE = (NodeStatus.RUNNING, NodeStatus.WAITING)
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class NodeState:
     duration_ms: int | None = None
     records_processed: int = 0
     error: str | None = None
+    retry_at_ms: int | None = None
+    waiting_for: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class ExecutionState:
     error: str | None = None
     failed_node: str | None = None
     nodes: Mapping[str, NodeState] = field(default_factory=dict)
+    signals: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)  # received, not yet consumed
 
     @property
     def terminal(self) -> bool:
@@ -91,10 +100,17 @@ def _node_started(s: ExecutionState, p: Mapping[str, Any]) -> ExecutionState:
         ended_ms=None,
         duration_ms=None,
         error=None,
+        retry_at_ms=None,
+        waiting_for=None,
     )
 
 
+def _node_waiting(s: ExecutionState, p: Mapping[str, Any]) -> ExecutionState:
+    return _with_node(s, p["nodeId"], status=NodeStatus.WAITING, waiting_for=p["waitingFor"])
+
+
 def _node_completed(s: ExecutionState, p: Mapping[str, Any]) -> ExecutionState:
+    s = _consume_signal(s, p.get("signal"))
     return _with_node(
         s,
         p["nodeId"],
@@ -102,10 +118,12 @@ def _node_completed(s: ExecutionState, p: Mapping[str, Any]) -> ExecutionState:
         ended_ms=p["timestamp"],
         duration_ms=p["duration"],
         records_processed=p.get("recordsProcessed", 0),
+        waiting_for=None,
     )
 
 
 def _node_failed(s: ExecutionState, p: Mapping[str, Any]) -> ExecutionState:
+    s = _consume_signal(s, p.get("signal"))
     started = s.node(p["nodeId"]).started_ms or p["timestamp"]
     return _with_node(
         s,
@@ -114,7 +132,26 @@ def _node_failed(s: ExecutionState, p: Mapping[str, Any]) -> ExecutionState:
         ended_ms=p["timestamp"],
         duration_ms=p["timestamp"] - started,
         error=p["error"],
+        waiting_for=None,
     )
+
+
+def _retry_scheduled(s: ExecutionState, p: Mapping[str, Any]) -> ExecutionState:
+    return _with_node(s, p["nodeId"], status=NodeStatus.RETRY_WAIT, retry_at_ms=p["fireAt"])
+
+
+def _consume_signal(s: ExecutionState, name: str | None) -> ExecutionState:
+    if not name or not s.signals.get(name):
+        return s
+    signals = dict(s.signals)
+    signals[name] = signals[name][1:]
+    return replace(s, signals={k: v for k, v in signals.items() if v})
+
+
+def _signal(s: ExecutionState, p: Mapping[str, Any]) -> ExecutionState:
+    signals = dict(s.signals)
+    signals[p["name"]] = (*signals.get(p["name"], ()), {"payload": p.get("payload"), "by": p.get("by")})
+    return replace(s, signals=signals)
 
 
 def _completed(s: ExecutionState, p: Mapping[str, Any]) -> ExecutionState:
@@ -131,11 +168,36 @@ def _failed(s: ExecutionState, p: Mapping[str, Any]) -> ExecutionState:
     )
 
 
+def _cancelled(s: ExecutionState, p: Mapping[str, Any]) -> ExecutionState:
+    nodes = {
+        k: replace(v, status=NodeStatus.CANCELLED) if v.status in (*ACTIVE_NODE, NodeStatus.RETRY_WAIT) else v
+        for k, v in s.nodes.items()
+    }
+    return replace(
+        s, status=ExecStatus.CANCELLED, ended_ms=p["timestamp"], error=p.get("reason"), nodes=nodes
+    )
+
+
+def _retried(s: ExecutionState, p: Mapping[str, Any]) -> ExecutionState:
+    nodes = {
+        k: replace(v, status=NodeStatus.PENDING, error=None) if k in p["nodes"] else v
+        for k, v in s.nodes.items()
+    }
+    return replace(s, status=ExecStatus.RUNNING, ended_ms=None, error=None, failed_node=None, nodes=nodes)
+
+
 _HANDLERS = {
     "WorkflowStarted": _started,
     "NodeExecutionStarted": _node_started,
+    "NodeWaiting": _node_waiting,
     "NodeExecutionCompleted": _node_completed,
     "NodeExecutionFailed": _node_failed,
+    "NodeRetryScheduled": _retry_scheduled,
+    "SignalReceived": _signal,
+    "WorkflowPaused": lambda s, p: replace(s, status=ExecStatus.PAUSED),
+    "WorkflowResumed": lambda s, p: replace(s, status=ExecStatus.RUNNING),
+    "WorkflowRetried": _retried,
+    "WorkflowCancelled": _cancelled,
     "WorkflowCompleted": _completed,
     "WorkflowFailed": _failed,
 }
@@ -157,7 +219,9 @@ def fold(state: ExecutionState, events: Iterable[EventRecord]) -> ExecutionState
 
 
 def to_json(state: ExecutionState) -> dict[str, Any]:
-    return {"schema": SCHEMA_VERSION, **asdict(state)}
+    body = asdict(state)
+    body["signals"] = {k: list(v) for k, v in state.signals.items()}
+    return {"schema": SCHEMA_VERSION, **body}
 
 
 def from_json(data: Mapping[str, Any]) -> ExecutionState:
@@ -169,6 +233,9 @@ def from_json(data: Mapping[str, Any]) -> ExecutionState:
         nodes = {
             k: NodeState(**{**v, "status": NodeStatus(v["status"])}) for k, v in body.pop("nodes").items()
         }
-        return ExecutionState(**{**body, "status": ExecStatus(body["status"]), "nodes": nodes})
+        signals = {k: tuple(v) for k, v in body.pop("signals").items()}
+        return ExecutionState(
+            **{**body, "status": ExecStatus(body["status"]), "nodes": nodes, "signals": signals}
+        )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"malformed snapshot: {exc}") from exc

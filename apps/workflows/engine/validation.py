@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from apps.workflows.engine import dsl, graph
-from apps.workflows.engine.graph import Graph, Resolved
+from apps.workflows.engine.graph import Graph, NodeInfo
 from apps.workflows.nodes import registry
 
 
@@ -18,11 +18,11 @@ class DefinitionInvalid(ValueError):
         self.problems = problems
 
 
-def catalogue_resolver(node_type: str, declared: str | None, has_in: bool, has_out: bool) -> Resolved | None:
+def catalogue_resolver(node_type: str, declared: str | None, has_in: bool, has_out: bool) -> NodeInfo | None:
     impl = registry.resolve(node_type, declared, has_inputs=has_in, has_outputs=has_out)
     if impl is None:
         return None
-    return impl.category, impl.inline, impl.validate
+    return NodeInfo(impl.category, impl.inline, impl.validate, impl.behavior, impl.wait_spec)
 
 
 def validate(body: Any) -> dsl.WorkflowDef:
@@ -36,7 +36,9 @@ def validate(body: Any) -> dsl.WorkflowDef:
     return wf
 
 
-def compile_definition(body: Mapping[str, Any]) -> tuple[dsl.WorkflowDef, Graph]:
+def compile_definition(
+    body: Mapping[str, Any], default_node_timeout_ms: int | None = None
+) -> tuple[dsl.WorkflowDef, Graph]:
     """Parse and compile a stored (already validated) definition."""
     wf = validate(body)
-    return wf, graph.compile_graph(wf, catalogue_resolver)
+    return wf, graph.compile_graph(wf, catalogue_resolver, default_node_timeout_ms)

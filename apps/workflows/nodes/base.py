@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from apps.workflows.engine.waits import WaitSpec
+
 Category = Literal["source", "transform", "sink"]
 FieldType = Literal["string", "integer", "number", "boolean", "array", "object", "any", "number_or_string"]
 
@@ -135,6 +137,10 @@ class NodeContext:
     attempt: int
     config: Mapping[str, Any]
     log: Callable[[str], None] = field(default=lambda line: None)
+    # each upstream node's records by node id (``sql.query`` exposes them as tables)
+    inputs_by_node: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    # True once the execution was cancelled or the attempt timed out: long nodes should stop early
+    cancelled: Callable[[], bool] = field(default=lambda: False)
 
     @property
     def idempotency_key(self) -> str:
@@ -159,6 +165,13 @@ class NodeType:
     icon: ClassVar[str] = "box"
     fields: ClassVar[tuple[ConfigField, ...]] = ()
     inline: ClassVar[bool] = False
+    # "run": ``run`` maps inputs to records; "wait": the engine waits (``wait_spec``) and never calls ``run``;
+    # "task": the engine sends a Celery task and waits for its result (nodes/control.py)
+    behavior: ClassVar[str] = "run"
+
+    def wait_spec(self, config: Mapping[str, Any]) -> WaitSpec | None:
+        """For ``behavior = "wait"``: what the node waits for, from its (validated) config."""
+        return None
 
     def validate(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
         """Problems per config key: the schema first, then ``check`` when the schema holds."""

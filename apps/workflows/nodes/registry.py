@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.workflows.nodes import sinks, sources, transforms  # noqa: F401  (registers the families)
+from apps.workflows.nodes import control, sinks, sources, transforms  # noqa: F401  (registers the families)
 from apps.workflows.nodes.base import Category, NodeType, registered
 
 CATEGORIES: tuple[Category, ...] = ("source", "transform", "sink")
@@ -18,18 +18,19 @@ def candidates(node_type: str) -> list[NodeType]:
 def resolve(node_type: str, declared: str | None, *, has_inputs: bool, has_outputs: bool) -> NodeType | None:
     """The implementation of a DSL node.
 
-    ``nodeType`` decides; where one name exists in several categories, the node's declared ``type``
-    ("source"/"transform"/"sink") picks, and failing that its place in the graph (no inputs: a source, no
-    outputs: a sink). The original always took ``file.text`` as a source, which made it unusable as a sink.
+    ``nodeType`` decides; where one name exists in several categories, the node's place in the graph picks
+    (no inputs: a source, no outputs: a sink, else a transform), then its declared ``type``. The original
+    always took ``file.text`` as a source, which made it unusable as a sink.
     """
     found = candidates(node_type)
     if len(found) <= 1:
         return found[0] if found else None
-    for impl in found:
-        if impl.category == declared:
-            return impl
     by_place: Category = "source" if not has_inputs else "sink" if not has_outputs else "transform"
-    return next((impl for impl in found if impl.category == by_place), found[0])
+    for wanted in (by_place, declared):
+        match = next((impl for impl in found if impl.category == wanted), None)
+        if match is not None:
+            return match
+    return found[0]
 
 
 def catalogue() -> dict[str, list[dict[str, Any]]]:

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from apps.workflows import metrics
 from apps.workflows.engine.validation import DefinitionInvalid, validate
 from apps.workflows.errors import Conflict, InvalidDefinition, NotFound
-from apps.workflows.models import Execution, ExecutionStatus, Workflow, WorkflowVersion
+from apps.workflows.models import ACTIVE_STATUSES, Execution, Workflow, WorkflowVersion
 
 
 def content_hash(body: Any) -> str:
@@ -86,9 +86,7 @@ def delete(workflow_id: str) -> None:
         workflow = Workflow.objects.select_for_update().filter(pk=workflow_id).first()
         if workflow is None:
             raise NotFound(f"Workflow {workflow_id!r} not found.")
-        active = Execution.objects.filter(
-            workflow=workflow, status__in=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING]
-        ).count()
+        active = Execution.objects.filter(workflow=workflow, status__in=ACTIVE_STATUSES).count()
         if active:
             raise Conflict(
                 f"Workflow {workflow_id!r} has {active} running execution(s); wait or cancel them first."

@@ -6,8 +6,13 @@ Call these after commit (``transaction.on_commit``); recovery and the sweeper co
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from apps.cluster.sharding import queue_name
+
+if TYPE_CHECKING:
+    from apps.workflows.engine.decide import RunNode
 
 logger = logging.getLogger(__name__)
 
@@ -40,3 +45,16 @@ def run_node(execution_id: str, node_id: str, attempt: int, inputs: dict[str, in
             exc_info=True,
             extra={"execution_id": execution_id, "node_id": node_id},
         )
+
+
+def node_attempt(execution_id: str, run: RunNode, inputs: dict[str, int]) -> None:
+    """A node run on the shared node queue; a ``celery.task`` node sends its task from there."""
+    run_node(execution_id, run.node_id, run.attempt, inputs)
+
+
+def stop_attempts(execution_id: str, attempts: Sequence[tuple[str, int]]) -> None:
+    """Tell running attempts to stop: a flag nodes poll, and a revoke for tasks sent by ``celery.task``."""
+    from apps.workflows.services import celery_nodes, stops
+
+    stops.request(execution_id, attempts)
+    celery_nodes.revoke(execution_id, attempts)

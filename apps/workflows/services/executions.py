@@ -1,16 +1,28 @@
-"""Starting executions: an execution row and its start command, in one transaction."""
+"""Starting executions: an execution row and its start command, in one transaction.
+
+With a concurrency limit in the definition, the start is admitted under the workflow's row lock (see
+``admission``): it starts, waits ``queued``, is skipped, or is refused with 409.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
 from apps.cluster.sharding import shard_of
-from apps.workflows.errors import NotFound
-from apps.workflows.models import Command, Execution, Workflow
-from apps.workflows.services import dispatch
+from apps.workflows.errors import Conflict, NotFound
+from apps.workflows.models import Command, Execution, ExecutionStatus, Workflow
+from apps.workflows.services import admission, dispatch
+
+
+@dataclass(frozen=True)
+class Started:
+    execution: Execution | None  # None when the concurrency policy skipped it
+    created: bool
+    outcome: str  # "started", "queued", "skipped", "duplicate"
 
 
 def new_execution_id() -> str:
@@ -18,21 +30,39 @@ def new_execution_id() -> str:
 
 
 def start(
-    workflow_id: str, *, idempotency_key: str | None = None, trigger: str = "api"
+    workflow_id: str,
+    *,
+    idempotency_key: str | None = None,
+    trigger: str = "api",
+    version_id: int | None = None,
 ) -> tuple[Execution, bool]:
     """The new execution (``True``), or the one an earlier request with the same key started (``False``).
 
-    The start command's id carries the Idempotency-Key, so a client retry cannot start a second execution.
+    Raises ``Conflict`` when the workflow's concurrency policy rejects it; use ``admit`` to see a skip.
     """
+    result = admit(workflow_id, idempotency_key=idempotency_key, trigger=trigger, version_id=version_id)
+    if result.execution is None:
+        raise Conflict(f"Workflow {workflow_id!r} is at its concurrency limit; the start was skipped.")
+    return result.execution, result.created
+
+
+def admit(
+    workflow_id: str,
+    *,
+    idempotency_key: str | None = None,
+    trigger: str = "api",
+    version_id: int | None = None,
+) -> Started:
+    """Start (or queue, or skip) an execution; ``version_id`` pins an older version (a rerun)."""
     command_id = _start_command_id(workflow_id, idempotency_key) if idempotency_key else None
     if command_id and (existing := _started_by(command_id)):
-        return existing, False
+        return Started(existing, False, "duplicate")
     try:
-        return _start(workflow_id, command_id, trigger), True
+        return _start(workflow_id, command_id, trigger, version_id)
     except IntegrityError:
         # a concurrent request with the same key won, or the workflow was deleted meanwhile
         if command_id and (existing := _started_by(command_id)):
-            return existing, False
+            return Started(existing, False, "duplicate")
         raise NotFound(f"Workflow {workflow_id!r} not found.") from None
 
 
@@ -44,22 +74,48 @@ def _start_command_id(workflow_id: str, idempotency_key: str) -> str:
 
 def _started_by(command_id: str) -> Execution | None:
     command = Command.objects.select_related("execution").filter(pk=command_id).first()
-    return command.execution if command else None
+    if command is not None:
+        return command.execution
+    # a queued start keeps its key on the execution until it is admitted
+    return Execution.objects.filter(start_key=command_id).first()
 
 
-def _start(workflow_id: str, command_id: str | None, trigger: str) -> Execution:
+def _start(workflow_id: str, command_id: str | None, trigger: str, version_id: int | None) -> Started:
     with transaction.atomic():
         workflow = Workflow.objects.filter(pk=workflow_id).only("current_version_id").first()
         if workflow is None or workflow.current_version_id is None:
             raise NotFound(f"Workflow {workflow_id!r} not found.")
-        execution_id = new_execution_id()
-        execution = Execution.objects.create(
-            id=execution_id,
-            workflow_id=workflow_id,
-            version_id=workflow.current_version_id,
-            shard_id=shard_of(execution_id),
-            trigger=trigger,
-        )
+        version = version_id or workflow.current_version_id
+        limit = admission.concurrency_of(version)
+        outcome = "started"
+        if limit.max_running is not None and limit.policy != "allow":
+            admission.lock(workflow_id)
+            if admission.active_count(workflow_id) >= limit.max_running:
+                outcome = {"queue": "queued", "skip": "skipped", "reject": "rejected"}[limit.policy]
+        if outcome == "rejected":
+            raise Conflict(
+                f"Workflow {workflow_id!r} already has {limit.max_running} running execution(s), "
+                "its concurrency limit (policy: reject)."
+            )
+        if outcome == "skipped":
+            return Started(None, False, "skipped")
+        return Started(_create(workflow_id, version, command_id, trigger, outcome == "queued"), True, outcome)
+
+
+def _create(
+    workflow_id: str, version_id: int, command_id: str | None, trigger: str, queued: bool
+) -> Execution:
+    execution_id = new_execution_id()
+    execution = Execution.objects.create(
+        id=execution_id,
+        workflow_id=workflow_id,
+        version_id=version_id,
+        shard_id=shard_of(execution_id),
+        trigger=trigger,
+        status=ExecutionStatus.QUEUED if queued else ExecutionStatus.PENDING,
+        start_key=command_id or "",
+    )
+    if not queued:
         Command.objects.create(id=command_id or f"start:{execution_id}", execution=execution, type="start")
         transaction.on_commit(lambda: dispatch.apply_hint(execution.id, execution.shard_id))
     return execution

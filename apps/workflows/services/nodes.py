@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.workflows.models import TERMINAL_STATUSES, Command, Execution, ExecutionLog, NodeOutput
 from apps.workflows.services import claims, dispatch, runner
-from apps.workflows.services.commands import load_outputs
+from apps.workflows.services.batch import load_outputs
 from apps.workflows.services.runner import Outcome
 
 logger = logging.getLogger(__name__)
@@ -33,9 +33,14 @@ def run_node(execution_id: str, node_id: str, attempt: int, inputs: dict[str, in
     if execution is None or execution.status in TERMINAL_STATUSES:
         return
     wf, graph = runner.compiled(execution.version_id)
-    records = runner.gather(graph, node_id, load_outputs(execution_id, inputs))
+    if graph.nodes[node_id].behavior == "task":
+        from apps.workflows.services import celery_nodes
+
+        celery_nodes.send(execution, node_id, attempt, inputs)
+        return
+    upstream = load_outputs(execution_id, inputs)
     with claims.claimed(execution_id, node_id, attempt):
-        outcome = runner.run(wf, graph, execution_id, node_id, attempt, records)
+        outcome = runner.run(wf, graph, execution_id, node_id, attempt, upstream)
         report(execution, outcome)
 
 

@@ -18,6 +18,7 @@ from apps.workflows.engine import projections
 from apps.workflows.engine.state import EventRecord
 from apps.workflows.errors import NotFound
 from apps.workflows.models import (
+    ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     Event,
     Execution,
@@ -28,7 +29,6 @@ from apps.workflows.models import (
     WorkflowVersion,
 )
 
-ACTIVE_STATUSES = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
 PREVIEW_RECORDS = 20
 _NEWEST = ("-created_at", "-id")
 _OLDEST = ("created_at", "id")
@@ -345,7 +345,7 @@ def history_status(workflow_id: str, *, limit: int) -> dict[str, Any]:
     executions = _recent_executions(workflow_id, limit)
     events = _events_by_execution([e for e, _ in executions])
     summaries = [_summary(e, status, events.get(e, [])) for e, status in executions]
-    active = [s for s in summaries if s["status"] in ("running", "pending")]
+    active = [s for s in summaries if s["status"] in ACTIVE_STATUSES]
     out: dict[str, Any] = {
         "workflowId": workflow_id,
         "state": "running" if active else (summaries[-1]["status"] if summaries else "idle"),

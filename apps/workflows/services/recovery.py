@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.cluster import events
 from apps.cluster.metrics import workflow_failover_total
 from apps.cluster.models import ClusterNode, MoveReason, ShardLease
-from apps.workflows.models import Execution, ExecutionStatus
+from apps.workflows.models import ACTIVE_STATUSES, Execution
 from apps.workflows.services import dispatch
 
 logger = logging.getLogger(__name__)
@@ -24,9 +24,9 @@ logger = logging.getLogger(__name__)
 def active_executions(shard_ids: list[int]) -> list[tuple[str, int, str]]:
     """``(execution_id, shard_id, workflow_id)`` of active executions (index ``execution_shard_active``)."""
     return list(
-        Execution.objects.filter(
-            shard_id__in=shard_ids, status__in=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING]
-        ).values_list("id", "shard_id", "workflow_id")
+        Execution.objects.filter(shard_id__in=shard_ids, status__in=ACTIVE_STATUSES).values_list(
+            "id", "shard_id", "workflow_id"
+        )
     )
 
 

@@ -21,6 +21,7 @@ from apps.workflows.engine.validation import compile_definition
 from apps.workflows.models import WorkflowVersion
 from apps.workflows.nodes.base import NodeContext, NodeError
 from apps.workflows.nodes.registry import resolve
+from apps.workflows.services import stops
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +49,18 @@ class Outcome:
 def compiled(version_id: int) -> tuple[WorkflowDef, Graph]:
     """A version's definition and graph; versions are immutable, so the cache never goes stale."""
     body = WorkflowVersion.objects.values_list("definition", flat=True).get(pk=version_id)
-    return compile_definition(body)
+    return compile_definition(body, default_node_timeout_ms=int(engine_settings.default_node_timeout * 1000))
 
 
 def run(
-    wf: WorkflowDef, graph: Graph, execution_id: str, node_id: str, attempt: int, inputs: Sequence[Any]
+    wf: WorkflowDef,
+    graph: Graph,
+    execution_id: str,
+    node_id: str,
+    attempt: int,
+    upstream: Mapping[str, Sequence[Any]],
 ) -> Outcome:
-    """Run one attempt; never raises for a node's failure (it becomes ``Outcome.error``)."""
+    """Run one attempt on its upstream nodes' records; a node's failure becomes ``Outcome.error``."""
     node = wf.node(node_id)
     impl = resolve(
         node.node_type,
@@ -64,10 +70,19 @@ def run(
     )
     assert impl is not None
     logs: list[str] = []
-    ctx = NodeContext(execution_id, wf.id, node_id, attempt, impl.with_defaults(node.config), logs.append)
+    ctx = NodeContext(
+        execution_id,
+        wf.id,
+        node_id,
+        attempt,
+        impl.with_defaults(node.config),
+        logs.append,
+        inputs_by_node={u: upstream[u] for u in graph.nodes[node_id].upstream},
+        cancelled=lambda: stops.requested(execution_id, node_id, attempt),
+    )
     started = time.perf_counter()
     try:
-        result = impl.run(ctx, inputs)
+        result = impl.run(ctx, gather(graph, node_id, upstream))
         outcome = _checked(node_id, attempt, result.records, result.records_processed, logs)
     except NodeError as exc:
         outcome = Outcome(node_id, attempt, None, 0, 0, str(exc), exc.retryable, logs)

@@ -54,6 +54,7 @@ MEMBER_RETENTION = timedelta(days=1)
 def sweep() -> SweepReport:
     report = SweepReport(_unprocessed(), _lost_attempts())
     _prune_members()
+    _admit_queued()
     stuck_executions.set(report.total)
     for reason, ids in (
         ("unprocessed_command", report.unprocessed),
@@ -69,6 +70,15 @@ def sweep() -> SweepReport:
                 execution_ids=ids[:20],
             )
     return report
+
+
+def _admit_queued() -> None:
+    """Queued executions normally start when another ends; this covers a release lost to a crash."""
+    from apps.workflows.services import admission
+
+    workflows = Execution.objects.filter(status=ExecutionStatus.QUEUED).values_list("workflow_id", flat=True)
+    for workflow_id in set(workflows[:BATCH]):
+        admission.release(workflow_id)
 
 
 def _prune_members() -> None:

@@ -1,0 +1,57 @@
+"""A workflow's concurrency policy: at most ``max`` active executions; what happens to one more.
+
+``allow`` starts it anyway, ``queue`` keeps it ``queued`` until a slot frees, ``skip`` does not create it,
+and ``reject`` answers 409. Starts and releases of one workflow lock its row, so the limit holds with any
+number of gateways starting executions at once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from apps.workflows.engine.policies import Concurrency
+from apps.workflows.models import ACTIVE_STATUSES, Command, Execution, ExecutionStatus, Workflow
+from apps.workflows.services import dispatch, runner
+
+logger = logging.getLogger(__name__)
+
+
+def concurrency_of(version_id: int) -> Concurrency:
+    return runner.compiled(version_id)[1].policies.concurrency
+
+
+def active_count(workflow_id: str) -> int:
+    return Execution.objects.filter(workflow_id=workflow_id, status__in=ACTIVE_STATUSES).count()
+
+
+def lock(workflow_id: str) -> Workflow | None:
+    """Serialize admission decisions for one workflow (call inside a transaction)."""
+    return Workflow.objects.select_for_update().filter(pk=workflow_id).only("current_version_id").first()
+
+
+def release(workflow_id: str) -> int:
+    """Start queued executions while slots are free; returns how many started."""
+    if not Execution.objects.filter(workflow_id=workflow_id, status=ExecutionStatus.QUEUED).exists():
+        return 0
+    with transaction.atomic():
+        workflow = lock(workflow_id)
+        if workflow is None or workflow.current_version_id is None:
+            return 0
+        limit = concurrency_of(workflow.current_version_id).max_running
+        free = (limit - active_count(workflow_id)) if limit else None
+        queued = Execution.objects.filter(workflow_id=workflow_id, status=ExecutionStatus.QUEUED).order_by(
+            "created_at", "id"
+        )
+        started = list(queued if free is None else queued[: max(0, free)])
+        for execution in started:
+            start_queued(execution)
+    return len(started)
+
+
+def start_queued(execution: Execution) -> None:
+    Execution.objects.filter(pk=execution.pk).update(status=ExecutionStatus.PENDING)
+    command_id = execution.start_key or f"start:{execution.id}"
+    Command.objects.get_or_create(pk=command_id, defaults={"execution": execution, "type": "start"})
+    transaction.on_commit(lambda: dispatch.apply_hint(execution.id, execution.shard_id))

@@ -1,0 +1,87 @@
+"""``celery.task`` nodes: send an existing Celery task by name and turn its outcome into an inbox command.
+
+The task id is ``{execution}:{node}:{attempt}``, so a re-sent attempt (recovery after a crash) is the same
+task to Celery and its result the same inbox command to us. The result comes back through ``link`` (a task
+of ours, sent by name to the node queue) and a failure through ``link_error``. The attempt's timeout timer
+is the backstop when neither ever arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from apps.workflows.models import Execution
+from apps.workflows.services import dispatch, nodes, runner
+from apps.workflows.services.batch import load_outputs
+from apps.workflows.services.runner import Outcome
+
+logger = logging.getLogger(__name__)
+
+
+def task_id(execution_id: str, node_id: str, attempt: int) -> str:
+    return f"{execution_id}:{node_id}:{attempt}"
+
+
+def arguments(config: Mapping[str, Any], records: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Positional and keyword arguments: the configured ones, plus the records as the node says."""
+    args, kwargs = list(config.get("args") or []), dict(config.get("kwargs") or {})
+    mode = config.get("recordsAs", "arg")
+    if mode == "arg":
+        args = [records, *args]
+    elif mode == "kwarg":
+        kwargs[config.get("recordsKwarg") or "records"] = records
+    return args, kwargs
+
+
+def send(execution: Execution, node_id: str, attempt: int, inputs: dict[str, int]) -> None:
+    from celery import signature
+
+    from workflow_engine.celery import app
+
+    wf, graph = runner.compiled(execution.version_id)
+    config = wf.node(node_id).config
+    records = runner.gather(graph, node_id, load_outputs(execution.id, inputs))
+    args, kwargs = arguments(config, records)
+    ids = (execution.id, node_id, attempt)
+    app.send_task(
+        config["task"],
+        args=args,
+        kwargs=kwargs,
+        task_id=task_id(*ids),
+        queue=config.get("queue") or "wf.nodes",
+        link=signature("workflows.celery_task_succeeded", args=ids, queue=dispatch.NODE_QUEUE),
+        link_error=signature("workflows.celery_task_failed", args=ids, queue=dispatch.NODE_QUEUE),
+    )
+
+
+def as_records(result: Any) -> list[Any]:
+    if result is None:
+        return []
+    return list(result) if isinstance(result, (list, tuple)) else [result]
+
+
+def succeeded(result: Any, execution_id: str, node_id: str, attempt: int) -> None:
+    execution = Execution.objects.filter(pk=execution_id).first()
+    if execution is not None:
+        records = as_records(result)
+        nodes.report(execution, Outcome(node_id, attempt, records, len(records), 0))
+
+
+def failed(error: str, execution_id: str, node_id: str, attempt: int) -> None:
+    execution = Execution.objects.filter(pk=execution_id).first()
+    if execution is not None:
+        # the task's own retries (if it has any) are over; ours follow the node's retry policy
+        nodes.report(execution, Outcome(node_id, attempt, None, 0, 0, error=error, retryable=True))
+
+
+def revoke(execution_id: str, attempts: Sequence[tuple[str, int]]) -> None:
+    if not attempts:
+        return
+    try:
+        from workflow_engine.celery import app
+
+        app.control.revoke([task_id(execution_id, n, a) for n, a in attempts])
+    except Exception:
+        logger.warning("could not revoke tasks", exc_info=True, extra={"execution_id": execution_id})
