@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -128,8 +128,16 @@ class Cluster:
     def manage(self, *args: str) -> list[str]:
         return [sys.executable, str(ROOT / "manage.py"), *args]
 
-    def start_worker(self, name: str = "worker", concurrency: int = 2) -> Proc:
+    def start_worker(
+        self,
+        name: str = "worker",
+        concurrency: int = 2,
+        env: dict[str, str] | None = None,
+        wrap: Sequence[str] = (),
+    ) -> Proc:
+        """A Celery worker named ``name``; ``wrap`` prefixes its command (e.g. ``ip netns exec <ns>``)."""
         argv = [
+            *wrap,
             sys.executable,
             "-m",
             "celery",
@@ -150,10 +158,11 @@ class Cluster:
             "-l",
             "INFO",
         ]
-        return self._spawn(name, argv, {"WORKFLOW_NODE_NAME": name, "WORKFLOW_PROCESS_ROLE": "worker"})
+        extra = {"WORKFLOW_NODE_NAME": name, "WORKFLOW_PROCESS_ROLE": "worker", **(env or {})}
+        return self._spawn(name, argv, extra)
 
-    def start_coordinator(self, name: str = "coordinator") -> Proc:
-        return self._spawn(name, self.manage("run_coordinator"), {"WORKFLOW_NODE_NAME": name})
+    def start_coordinator(self, name: str = "coordinator", env: dict[str, str] | None = None) -> Proc:
+        return self._spawn(name, self.manage("run_coordinator"), {"WORKFLOW_NODE_NAME": name, **(env or {})})
 
     def start_gateway(self, port: int, name: str = "gateway") -> Proc:
         argv = [
@@ -181,6 +190,14 @@ class Cluster:
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
+
+    def kill(self) -> None:
+        """SIGKILL every process group at once (paused ones too), as a fast teardown."""
+        for proc in self.procs:
+            proc.signal(signal.SIGKILL)
+        for proc in self.procs:
+            if proc.popen is not None:
+                proc.popen.wait(timeout=10)
 
     def logs(self) -> str:
         return "\n".join(
@@ -225,6 +242,6 @@ class Api:
     def wait_finished(self, execution_id: str, timeout: float = 60.0) -> dict[str, Any]:
         def finished() -> dict[str, Any] | None:
             status, body = self.get(f"/api/v1/executions/{execution_id}")
-            return body if status == 200 and body["status"] in ("completed", "failed") else None
+            return body if status == 200 and body["status"] in ("completed", "failed", "cancelled") else None
 
         return wait_for(f"execution {execution_id} to finish", finished, timeout=timeout, interval=0.1)

@@ -131,9 +131,14 @@ class WorkflowDeletedSerializer(s.Serializer):
 
 class ExecutionStartedSerializer(s.Serializer):
     message = s.CharField()
-    executionId = s.CharField()
-    workflowId = s.CharField()
-    status = s.CharField(help_text='"started", or the status of the execution an earlier request started.')
+    executionId = s.CharField(
+        allow_null=True, help_text="null when the concurrency policy skipped the start."
+    )
+    workflowId = s.CharField(allow_null=True)
+    status = s.CharField(
+        help_text='"started", "queued" or "skipped" (concurrency policy), or the status of the execution an '
+        "earlier request with the same Idempotency-Key started."
+    )
     note = s.CharField()
     duplicate = s.BooleanField(required=False, help_text="Present (true) when the Idempotency-Key was used.")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from apps.workflows.api import history, views
+from apps.workflows.api import control, history, views
 
 urlpatterns = [
     path("v1/workflows/node-types", views.NodeTypesView.as_view(), name="node-types"),
@@ -32,6 +32,16 @@ urlpatterns = [
         "v1/executions/<str:execution_id>/events",
         views.ExecutionEventsView.as_view(),
         name="execution-events",
+    ),
+    path("v1/executions/<str:execution_id>/cancel", control.CancelView.as_view(), name="execution-cancel"),
+    path("v1/executions/<str:execution_id>/pause", control.PauseView.as_view(), name="execution-pause"),
+    path("v1/executions/<str:execution_id>/resume", control.ResumeView.as_view(), name="execution-resume"),
+    path("v1/executions/<str:execution_id>/retry", control.RetryView.as_view(), name="execution-retry"),
+    path("v1/executions/<str:execution_id>/rerun", control.RerunView.as_view(), name="execution-rerun"),
+    path(
+        "v1/executions/<str:execution_id>/signals/<str:name>",
+        control.SignalView.as_view(),
+        name="execution-signal",
     ),
     path("history/<str:workflow_id>", history.HistoryView.as_view(), name="history"),
     path("history/<str:workflow_id>/status", history.HistoryStatusView.as_view(), name="history-status"),

@@ -32,6 +32,7 @@ from apps.workflows.api.schema import (
 )
 from apps.workflows.nodes import registry
 from apps.workflows.services import definitions, executions, queries
+from apps.workflows.services.executions import Started
 
 
 class ApiView(APIView):
@@ -132,15 +133,25 @@ class WorkflowDetailView(ApiView):
         return Response({"message": "Workflow deleted successfully", "workflowId": workflow_id})
 
 
-def _started(execution: Any, created: bool) -> dict[str, Any]:
+_MESSAGES = {
+    "started": "Workflow execution started",
+    "queued": "Workflow execution queued: the workflow is at its concurrency limit",
+    "skipped": "Workflow execution skipped: the workflow is at its concurrency limit",
+    "duplicate": "Workflow execution already started with this Idempotency-Key",
+}
+
+
+def started_body(result: Started) -> dict[str, Any]:
+    """The original's execute reply, with ``status`` started, queued, skipped, or the earlier one's status."""
+    execution = result.execution
     body: dict[str, Any] = {
-        "message": "Workflow execution started",
-        "executionId": execution.id,
-        "workflowId": execution.workflow_id,
-        "status": "started" if created else execution.status,
-        "note": f"Check status at: GET /api/v1/executions/{execution.id}",
+        "message": _MESSAGES[result.outcome],
+        "executionId": execution.id if execution else None,
+        "workflowId": execution.workflow_id if execution else None,
+        "status": execution.status if result.outcome == "duplicate" and execution else result.outcome,
+        "note": f"Check status at: GET /api/v1/executions/{execution.id}" if execution else "",
     }
-    if not created:
+    if result.outcome == "duplicate":
         body["duplicate"] = True
     return body
 
@@ -151,14 +162,14 @@ class WorkflowExecuteView(ApiView):
         summary="Start an execution of the workflow's current version",
         parameters=[IDEMPOTENCY_KEY],
         request={"application/json": OpenApiTypes.OBJECT},
-        responses={200: ExecutionStartedSerializer, **errors(400, 401, 404, 415)},
+        responses={200: ExecutionStartedSerializer, **errors(400, 401, 404, 409, 415)},
     )
     def post(self, request: Request, workflow_id: str) -> Response:
         workflow_id = _workflow_id(workflow_id)
         key = inp.idempotency_key(request.headers.get("Idempotency-Key"))
         inp.optional_json_object(request.data)  # accepted and ignored for now
-        execution, created = executions.start(workflow_id, idempotency_key=key, trigger="api")
-        return Response(_started(execution, created))
+        result = executions.admit(workflow_id, idempotency_key=key, trigger="api")
+        return Response(started_body(result))
 
 
 @extend_schema(tags=["executions"])

@@ -1,0 +1,252 @@
+"""Execution control end to end on a real node: delays, cancel, pause and resume, retry from the failed nodes,
+rerun, signals and approvals, workflow timeouts and concurrency policies."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from apps.workflows.models import Event, Execution
+from tests.harness import Api, wait_for
+from tests.integration.test_executions import step, workflow
+
+pytestmark = pytest.mark.usefixtures("live_db")
+
+
+def create(api: Api, body: dict[str, Any]) -> str:
+    status, created = api.post("/api/v1/workflows", body)
+    assert status == 201, created
+    return str(body["id"])
+
+
+def start(api: Api, workflow_id: str) -> str:
+    status, body = api.post(f"/api/v1/workflows/{workflow_id}/execute")
+    assert status == 200 and body["status"] == "started", body
+    return str(body["executionId"])
+
+
+def types(execution_id: str) -> list[str]:
+    return list(
+        Event.objects.filter(execution_id=execution_id).order_by("seq").values_list("type", flat=True)
+    )
+
+
+def wait_event(execution_id: str, event_type: str, count: int = 1, timeout: float = 30) -> None:
+    wait_for(
+        f"{count} {event_type} of {execution_id}",
+        lambda: types(execution_id).count(event_type) >= count,
+        timeout=timeout,
+    )
+
+
+def delayed(workflow_id: str, duration: str, tmp: Path, **settings: Any) -> dict[str, Any]:
+    body = workflow(
+        workflow_id,
+        [
+            step("nums", "sequence.numbers", "source", start=1, end=3),
+            step("wait", "delay", "transform", duration=duration),
+            step("out", "file.text", "sink", path=str(tmp / f"{workflow_id}.txt")),
+        ],
+        [("nums", "wait"), ("wait", "out")],
+    )
+    if settings:
+        body["settings"] = settings
+    return body
+
+
+def test_a_delay_waits_on_a_durable_timer_then_passes_its_inputs_on(
+    api: Api, uid: str, tmp_path: Path
+) -> None:
+    execution_id = start(api, create(api, delayed(f"delay-{uid}", "1s", tmp_path)))
+    done = api.wait_finished(execution_id)
+    assert done["status"] == "completed"
+    nodes = {n["nodeId"]: n for n in done["nodes"]}
+    assert nodes["wait"]["endTime"] - nodes["wait"]["startTime"] >= 1000
+    assert (tmp_path / f"delay-{uid}.txt").read_text().splitlines() == ["1", "2", "3"]
+
+
+def test_cancel_ends_a_waiting_execution_cancelled(api: Api, uid: str, tmp_path: Path) -> None:
+    execution_id = start(api, create(api, delayed(f"cancel-{uid}", "1h", tmp_path)))
+    wait_event(execution_id, "NodeWaiting")
+    status, body = api.post(f"/api/v1/executions/{execution_id}/cancel", {"reason": "not needed"})
+    assert status == 202 and body["command"] == "cancel"
+    done = api.wait_finished(execution_id)
+    assert done["status"] == "cancelled" and "not needed" in done["error"]
+    assert {n["nodeId"]: n["status"] for n in done["nodes"]}["wait"] == "cancelled"
+    assert api.post(f"/api/v1/executions/{execution_id}/cancel")[0] == 409
+
+
+def test_pause_holds_new_nodes_until_resume(api: Api, uid: str, tmp_path: Path) -> None:
+    execution_id = start(api, create(api, delayed(f"pause-{uid}", "1s", tmp_path)))
+    wait_event(execution_id, "NodeWaiting")
+    assert api.post(f"/api/v1/executions/{execution_id}/pause")[0] == 202
+    wait_event(execution_id, "WorkflowPaused")
+    wait_event(execution_id, "NodeExecutionCompleted", count=2)  # the delay ends while paused...
+    time.sleep(1.0)
+    assert "WorkflowCompleted" not in types(execution_id), "...but the sink does not start"
+    assert Execution.objects.get(pk=execution_id).status == "paused"
+    assert api.post(f"/api/v1/executions/{execution_id}/pause")[0] == 409
+    assert api.post(f"/api/v1/executions/{execution_id}/resume")[0] == 202
+    assert api.wait_finished(execution_id)["status"] == "completed"
+    assert types(execution_id).index("WorkflowResumed") < types(execution_id).index("WorkflowCompleted")
+
+
+def test_retry_from_failed_reruns_only_the_failed_node_and_reuses_the_others(
+    api: Api, uid: str, tmp_path: Path
+) -> None:
+    missing = tmp_path / "later.csv"
+    body = workflow(
+        f"retry-{uid}",
+        [
+            step("nums", "sequence.numbers", "source", start=1, end=2),
+            step("late", "file.csv", "source", path=str(missing)),
+            step("count", "aggregate.count", "sink"),
+        ],
+        [("nums", "count"), ("late", "count")],
+    )
+    execution_id = start(api, create(api, body))
+    failed = api.wait_finished(execution_id)
+    assert failed["status"] == "failed" and failed["failedNodeId"] == "late"
+    missing.write_text("a\n1\n2\n3\n")
+    assert api.post(f"/api/v1/executions/{execution_id}/retry")[0] == 202
+    wait_event(execution_id, "WorkflowRetried")
+    done = api.wait_finished(execution_id, timeout=30)
+    assert done["status"] == "completed", done
+    starts = Counter(n["nodeId"] for n in done["nodes"])
+    assert starts == {"nums": 1, "late": 2, "count": 1}
+    assert done["outputs"]["count"]["preview"] == [5]
+
+
+def test_rerun_starts_a_new_execution_of_the_same_version(api: Api, uid: str, tmp_path: Path) -> None:
+    wf_id = create(api, delayed(f"rerun-{uid}", "10ms", tmp_path))
+    first = start(api, wf_id)
+    api.wait_finished(first)
+    changed = delayed(wf_id, "20ms", tmp_path)
+    assert api.call("PUT", f"/api/v1/workflows/{wf_id}", changed)[0] == 200
+    status, body = api.post(f"/api/v1/executions/{first}/rerun")
+    assert status == 200 and body["status"] == "started" and body["executionId"] != first
+    assert api.wait_finished(body["executionId"])["version"] == 1
+
+
+def test_a_workflow_past_its_timeout_fails_with_the_reason(api: Api, uid: str, tmp_path: Path) -> None:
+    execution_id = start(api, create(api, delayed(f"slow-{uid}", "1h", tmp_path, timeout="1s")))
+    done = api.wait_finished(execution_id, timeout=30)
+    assert done["status"] == "failed" and "timed out after 1s" in done["error"]
+
+
+def signal_workflow(workflow_id: str) -> dict[str, Any]:
+    return workflow(
+        workflow_id,
+        [
+            step("order", "wait.signal", "source", name="order"),
+            step("gate", "approval", "transform", name="approve"),
+            step("out", "aggregate.count", "sink"),
+        ],
+        [("order", "gate"), ("gate", "out")],
+    )
+
+
+def approver(node: dict[str, Any]) -> Api:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+    from rest_framework.authtoken.models import Token
+
+    user, _ = get_user_model().objects.get_or_create(username="approver")
+    user.user_permissions.add(Permission.objects.get(codename="approve_execution"))
+    api: Api = node["api"]
+    return Api(api.base, Token.objects.get_or_create(user=user)[0].key)
+
+
+def test_signals_feed_a_waiting_node_and_only_an_allowed_user_approves(
+    node: dict[str, Any], api: Api, uid: str
+) -> None:
+    execution_id = start(api, create(api, signal_workflow(f"sig-{uid}")))
+    assert api.post(f"/api/v1/executions/{execution_id}/signals/order", {"item": "book", "qty": 2})[0] == 202
+    wait_event(execution_id, "NodeWaiting", count=2)  # the approval waits now
+    status, body = api.post(f"/api/v1/executions/{execution_id}/signals/approve", {"comment": "ok"})
+    assert status == 403 and "approve_execution" in body["message"]
+    assert api.post(f"/api/v1/executions/{execution_id}/signals/approve", {"comment": "ok"})[0] == 403
+    status, _ = approver(node).post(f"/api/v1/executions/{execution_id}/signals/approve", {"comment": "ok"})
+    assert status == 202
+    done = api.wait_finished(execution_id)
+    assert done["status"] == "completed"
+    gate = next(n for n in done["nodes"] if n["nodeId"] == "gate")
+    assert gate["approvedBy"] == "approver"
+    assert done["outputs"]["order"]["preview"] == [{"item": "book", "qty": 2}]
+
+
+def test_a_rejection_fails_the_execution_naming_who_rejected(
+    node: dict[str, Any], api: Api, uid: str
+) -> None:
+    execution_id = start(api, create(api, signal_workflow(f"rej-{uid}")))
+    api.post(f"/api/v1/executions/{execution_id}/signals/order", {"item": "car"})
+    wait_event(execution_id, "NodeWaiting", count=2)
+    approver(node).post(f"/api/v1/executions/{execution_id}/signals/approve.reject", {"comment": "too dear"})
+    done = api.wait_finished(execution_id)
+    assert done["status"] == "failed" and "rejected by approver: too dear" in done["error"]
+
+
+def concurrent_starts(api: Api, workflow_id: str, count: int) -> list[tuple[int, Any]]:
+    results: list[tuple[int, Any]] = []
+    barrier = threading.Barrier(count)
+
+    def one() -> None:
+        barrier.wait()
+        results.append(api.post(f"/api/v1/workflows/{workflow_id}/execute"))
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+class RunningSampler(threading.Thread):
+    """Samples how many executions of a workflow hold a slot (pending, running or paused)."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(daemon=True)
+        self.workflow_id, self.peak, self.stop = workflow_id, 0, threading.Event()
+
+    def run(self) -> None:
+        from django.db import connection
+
+        while not self.stop.wait(0.02):
+            active = Execution.objects.filter(
+                workflow_id=self.workflow_id, status__in=["pending", "running", "paused"]
+            ).count()
+            self.peak = max(self.peak, active)
+        connection.close()
+
+
+@pytest.mark.parametrize("policy", ["queue", "skip", "reject"])
+def test_twenty_concurrent_starts_never_run_more_than_the_limit(
+    api: Api, uid: str, tmp_path: Path, policy: str
+) -> None:
+    wf_id = create(
+        api, delayed(f"conc-{policy}-{uid}", "1500ms", tmp_path, concurrency={"max": 2, "policy": policy})
+    )
+    sampler = RunningSampler(wf_id)
+    sampler.start()
+    results = concurrent_starts(api, wf_id, 20)
+    outcomes = Counter(body["status"] if status == 200 else status for status, body in results)
+    ids = [body["executionId"] for status, body in results if status == 200 and body["executionId"]]
+    for execution_id in ids:
+        api.wait_finished(execution_id, timeout=60)
+    sampler.stop.set()
+    sampler.join()
+    assert sampler.peak <= 2, f"{sampler.peak} executions held a slot at once"
+    expected = {
+        "queue": {"started": 2, "queued": 18},
+        "skip": {"started": 2, "skipped": 18},
+        "reject": {"started": 2, 409: 18},
+    }[policy]
+    assert outcomes == expected
+    finished = Counter(Execution.objects.filter(workflow_id=wf_id).values_list("status", flat=True))
+    assert finished == {"completed": 20 if policy == "queue" else 2}
