@@ -42,6 +42,9 @@ def process_env(workdir: Path) -> dict[str, str]:
             "LOG_FORMAT": "json",
             "WORKFLOW_DATA_DIR": str(workdir),
             "PYTHONUNBUFFERED": "1",
+            # tasks "of the user's own" that celery.task nodes run (tests/integration/celery_tasks.py)
+            "WORKFLOW_CELERY_IMPORTS": "tests.integration.celery_tasks",
+            "WORKFLOW_CELERY_TASKS": "*",
         }
     )
     return env

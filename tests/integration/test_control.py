@@ -250,3 +250,104 @@ def test_twenty_concurrent_starts_never_run_more_than_the_limit(
     assert outcomes == expected
     finished = Counter(Execution.objects.filter(workflow_id=wf_id).values_list("status", flat=True))
     assert finished == {"completed": 20 if policy == "queue" else 2}
+
+
+def task_workflow(
+    workflow_id: str,
+    task: str,
+    retry: dict[str, Any] | None = None,
+    timeout: str | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    call = step("call", "celery.task", "transform", task=task, kwargs=kwargs)
+    if retry:
+        call["retry"] = retry
+    if timeout:
+        call["timeout"] = timeout
+    return workflow(
+        workflow_id,
+        [
+            step("rows", "memory.collection", "source", data=[{"n": 1}, {"n": 2}, {"n": 3}]),
+            call,
+            step("out", "aggregate.count", "sink"),
+        ],
+        [("rows", "call"), ("call", "out")],
+    )
+
+
+def test_a_celery_task_node_runs_an_existing_task_and_passes_its_result_downstream(
+    api: Api, uid: str
+) -> None:
+    wf = workflow(
+        f"task-{uid}",
+        [
+            step("rows", "memory.collection", "source", data=[{"n": 1}, {"n": 2}, {"n": 3}]),
+            step("sum", "celery.task", "transform", task="tests.total"),
+            step("out", "console.log", "sink"),
+        ],
+        [("rows", "sum"), ("sum", "out")],
+    )
+    done = api.wait_finished(start(api, create(api, wf)))
+    assert done["status"] == "completed", done
+    assert done["outputs"]["sum"]["preview"] == [{"total": 6, "count": 3}]
+
+
+def attempt_times(counter: Path, attempts: int) -> list[float]:
+    return [float(Path(f"{counter}.{i}").read_text()) for i in range(1, attempts + 1)]
+
+
+def test_a_node_failing_twice_then_succeeding_retries_with_growing_waits(
+    api: Api, uid: str, tmp_path: Path
+) -> None:
+    counter = tmp_path / "flaky"
+    retry = {
+        "maxAttempts": 3,
+        "backoff": "exponential",
+        "initialInterval": "500ms",
+        "multiplier": 3,
+        "jitter": 0,
+    }
+    wf = task_workflow(f"flaky-{uid}", "tests.flaky", retry, counter=str(counter), failures=2)
+    execution_id = start(api, create(api, wf))
+    done = api.wait_finished(execution_id, timeout=60)
+    assert done["status"] == "completed", done
+    history = types(execution_id)
+    assert history.count("NodeRetryScheduled") == 2 and history.count("NodeExecutionFailed") == 2
+    delays = [
+        e.payload["delayMs"]
+        for e in Event.objects.filter(execution_id=execution_id, type="NodeRetryScheduled").order_by("seq")
+    ]
+    assert delays == [500, 1500]
+    t1, t2, t3 = attempt_times(counter, 3)
+    assert t2 - t1 >= 0.5 and t3 - t2 >= 1.5 and (t3 - t2) > (t2 - t1), "the waits grow"
+    assert [n["attempt"] for n in done["nodes"] if n["nodeId"] == "call"] == [1, 2, 3]
+
+
+def test_a_retry_wait_survives_a_worker_killed_during_it(
+    node: dict[str, Any], api: Api, uid: str, tmp_path: Path
+) -> None:
+    from tests.integration.test_recovery import celery_main
+
+    counter = tmp_path / "flaky"
+    retry = {"maxAttempts": 3, "backoff": "fixed", "initialInterval": "4s", "jitter": 0}
+    wf = task_workflow(f"killwait-{uid}", "tests.flaky", retry, counter=str(counter), failures=1)
+    execution_id = start(api, create(api, wf))
+    wait_event(execution_id, "NodeRetryScheduled")
+    worker = celery_main(node["proc"])
+    import os
+    import signal as signals
+
+    os.killpg(worker.pid, signals.SIGKILL)  # during the 4 s wait; run_node starts a new worker
+    done = api.wait_finished(execution_id, timeout=60)
+    assert done["status"] == "completed", done
+    assert types(execution_id).count("NodeExecutionCompleted") == 3
+
+
+def test_a_hung_attempt_is_failed_by_its_timeout_and_retried(api: Api, uid: str, tmp_path: Path) -> None:
+    retry = {"maxAttempts": 2, "backoff": "fixed", "initialInterval": "100ms"}
+    wf = task_workflow(f"hung-{uid}", "tests.hangs_once", retry, timeout="1s", counter=str(tmp_path / "hang"))
+    execution_id = start(api, create(api, wf))
+    done = api.wait_finished(execution_id, timeout=30)
+    assert done["status"] == "completed", done
+    failed = Event.objects.get(execution_id=execution_id, type="NodeExecutionFailed").payload
+    assert failed["timedOut"] is True and "timed out after 1s" in failed["error"] and failed["willRetry"]

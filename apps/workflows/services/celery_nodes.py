@@ -82,6 +82,7 @@ def revoke(execution_id: str, attempts: Sequence[tuple[str, int]]) -> None:
     try:
         from workflow_engine.celery import app
 
-        app.control.revoke([task_id(execution_id, n, a) for n, a in attempts])
+        # terminate: a hung task must not keep a worker process busy after its attempt was given up
+        app.control.revoke([task_id(execution_id, n, a) for n, a in attempts], terminate=True)
     except Exception:
         logger.warning("could not revoke tasks", exc_info=True, extra={"execution_id": execution_id})

@@ -1,0 +1,43 @@
+"""Celery tasks "of the user's own", run by ``celery.task`` nodes in the tests.
+
+The session node's workers import this module (``WORKFLOW_CELERY_IMPORTS``). Attempts are counted in a file
+whose path the test passes, since each attempt may run in another worker process.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from workflow_engine.celery import app
+
+
+def _attempt(counter: str) -> int:
+    path = Path(counter)
+    count = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(count))
+    return count
+
+
+@app.task(name="tests.total")
+def total(records: list[Any], field: str = "n") -> list[dict[str, Any]]:
+    return [{"total": sum(r[field] for r in records), "count": len(records)}]
+
+
+@app.task(name="tests.flaky")
+def flaky(records: list[Any], counter: str, failures: int) -> list[Any]:
+    """Fails ``failures`` times, then returns its records."""
+    attempt = _attempt(counter)
+    Path(counter + f".{attempt}").write_text(str(time.time()))
+    if attempt <= failures:
+        raise RuntimeError(f"flaky failure {attempt}")
+    return records
+
+
+@app.task(name="tests.hangs_once")
+def hangs_once(records: list[Any], counter: str) -> list[Any]:
+    """The first attempt hangs far longer than the node's timeout; the next one answers at once."""
+    if _attempt(counter) == 1:
+        time.sleep(60)
+    return records
