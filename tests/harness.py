@@ -178,12 +178,14 @@ class Cluster:
         )
 
     def start_node(self, http_port: int, metrics_port: int, name: str = "node") -> Proc:
+        metrics_dir = self.workdir / f"metrics-{name}"
+        metrics_dir.mkdir(exist_ok=True)  # prometheus_client multiprocess mode: the starter prepares it
         extra = {
             "HTTP_PORT": str(http_port),
             "METRICS_PORT": str(metrics_port),
             "HTTP_HOST": "127.0.0.1",
             "WORKFLOW_NODE_NAME": name,
-            "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / f"metrics-{name}"),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         }
         return self._spawn(name, self.manage("run_node"), extra)
 

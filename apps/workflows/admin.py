@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from apps.workflows.errors import EngineError
 from apps.workflows.models import TERMINAL_STATUSES, Command, Event, Execution, Workflow, WorkflowVersion
+from apps.workflows.services import control
 
 EVENTS_SHOWN = 500
 
@@ -105,6 +107,13 @@ class ExecutionAdmin(ReadOnlyAdmin):
     list_filter = ("status", "trigger")
     search_fields = ("id", "workflow__id")
     date_hierarchy = "created_at"
+    actions = (
+        "cancel_executions",
+        "pause_executions",
+        "resume_executions",
+        "retry_executions",
+        "rerun_executions",
+    )
     show_full_result_count = False
     fields = (
         "id",
@@ -121,6 +130,48 @@ class ExecutionAdmin(ReadOnlyAdmin):
         "journal",
     )
     readonly_fields = fields
+
+    def _control(self, request: HttpRequest, queryset: Any, verb: str, act: Any) -> None:
+        """Send one control command per selected execution, as the API does; report what could not apply."""
+        done, refused = 0, []
+        for execution in queryset:
+            try:
+                act(execution)
+                done += 1
+            except EngineError as exc:
+                refused.append(f"{execution.id}: {exc.message}")
+        if done:
+            self.message_user(request, f"{verb}: {done} execution(s).", messages.SUCCESS)
+        for line in refused[:20]:
+            self.message_user(request, line, messages.WARNING)
+
+    @admin.action(description="Cancel the selected executions")
+    def cancel_executions(self, request: HttpRequest, queryset: Any) -> None:
+        who = request.user.get_username()
+        self._control(request, queryset, "Cancel requested", lambda e: control.cancel(e.id, by=who))
+
+    @admin.action(description="Pause the selected executions")
+    def pause_executions(self, request: HttpRequest, queryset: Any) -> None:
+        who = request.user.get_username()
+        self._control(request, queryset, "Pause requested", lambda e: control.control(e.id, "pause", by=who))
+
+    @admin.action(description="Resume the selected executions")
+    def resume_executions(self, request: HttpRequest, queryset: Any) -> None:
+        who = request.user.get_username()
+        self._control(
+            request, queryset, "Resume requested", lambda e: control.control(e.id, "resume", by=who)
+        )
+
+    @admin.action(description="Retry the selected failed executions from their failed nodes")
+    def retry_executions(self, request: HttpRequest, queryset: Any) -> None:
+        who = request.user.get_username()
+        self._control(
+            request, queryset, "Retry requested", lambda e: control.control(e.id, "retry_failed", by=who)
+        )
+
+    @admin.action(description="Rerun the selected executions (a new execution of the same version)")
+    def rerun_executions(self, request: HttpRequest, queryset: Any) -> None:
+        self._control(request, queryset, "Rerun started", lambda e: control.rerun(e.id))
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # a finished execution may go; an active one belongs to its shard owner

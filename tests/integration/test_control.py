@@ -351,3 +351,22 @@ def test_a_hung_attempt_is_failed_by_its_timeout_and_retried(api: Api, uid: str,
     assert done["status"] == "completed", done
     failed = Event.objects.get(execution_id=execution_id, type="NodeExecutionFailed").payload
     assert failed["timedOut"] is True and "timed out after 1s" in failed["error"] and failed["willRetry"]
+
+
+def test_the_admin_cancels_an_execution_with_an_action(api: Api, uid: str, tmp_path: Path) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    execution_id = start(api, create(api, delayed(f"admin-{uid}", "1h", tmp_path)))
+    wait_event(execution_id, "NodeWaiting")
+    admin_user, _ = get_user_model().objects.get_or_create(
+        username="admin-actions", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client = Client()
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/workflows/execution/", {"action": "cancel_executions", "_selected_action": [execution_id]}
+    )
+    assert response.status_code == 302
+    done = api.wait_finished(execution_id)
+    assert done["status"] == "cancelled" and "admin-actions" in done["error"]

@@ -73,13 +73,15 @@ class Command(BaseCommand):
         stop_all(children)
 
     def _environment(self) -> dict[str, str]:
+        """The children's environment. A metrics directory given to us was prepared by whoever started us
+        (this process has already written to it); otherwise we make a fresh one, since stale files of an
+        earlier run would be counted again."""
         env = dict(os.environ)
-        metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR") or str(
-            Path(settings.DATA_DIR) / "metrics" / f"{settings.WORKFLOW_NODE_NAME}-{os.getpid()}"
-        )
-        shutil.rmtree(metrics_dir, ignore_errors=True)  # stale files would double-count
-        Path(metrics_dir).mkdir(parents=True, exist_ok=True)
-        env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics_dir = Path(settings.DATA_DIR) / "metrics" / f"{settings.WORKFLOW_NODE_NAME}-{os.getpid()}"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True, exist_ok=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         return env
 
     def _stop(self, signum: int, frame: Any) -> None:
