@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.workflows.nodes import control, sinks, sources, transforms  # noqa: F401  (registers the families)
+from apps.workflows.nodes import (  # noqa: F401  (registers the families)
+    control,
+    databases,
+    http,
+    python_call,
+    sinks,
+    sources,
+    sql,
+    transforms,
+)
 from apps.workflows.nodes.base import Category, NodeType, registered
 
 CATEGORIES: tuple[Category, ...] = ("source", "transform", "sink")
