@@ -77,6 +77,7 @@ class Execution(models.Model):
     # the start command's id (it carries the Idempotency-Key); kept here too because a queued execution has
     # no start command until a concurrency slot frees
     start_key = models.CharField(max_length=300, blank=True, default="")
+    input = models.JSONField(default=dict, blank=True)  # what the execution.input node outputs
     error = models.TextField(blank=True, default="")
     # node attempts started and not finished, ``[[node_id, attempt], ...]``: a projection of the journal
     # kept on the head row, so the sweeper finds executions waiting on a node without reading events

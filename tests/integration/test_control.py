@@ -370,3 +370,21 @@ def test_the_admin_cancels_an_execution_with_an_action(api: Api, uid: str, tmp_p
     assert response.status_code == 302
     done = api.wait_finished(execution_id)
     assert done["status"] == "cancelled" and "admin-actions" in done["error"]
+
+
+def test_an_execution_input_reaches_the_execution_input_node(api: Api, uid: str) -> None:
+    wf_id = create(
+        api,
+        workflow(
+            f"input-{uid}",
+            [step("in", "execution.input", "source"), step("out", "console.log", "sink")],
+            [("in", "out")],
+        ),
+    )
+    status, body = api.post(
+        f"/api/v1/workflows/{wf_id}/execute", {"input": {"logicalTime": "2026-01-01T00:00Z"}}
+    )
+    assert status == 200
+    done = api.wait_finished(body["executionId"])
+    assert done["outputs"]["in"]["preview"] == [{"logicalTime": "2026-01-01T00:00Z"}]
+    assert api.post(f"/api/v1/workflows/{wf_id}/execute", {"input": [1]})[0] == 400

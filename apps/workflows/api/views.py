@@ -10,6 +10,7 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -167,8 +168,11 @@ class WorkflowExecuteView(ApiView):
     def post(self, request: Request, workflow_id: str) -> Response:
         workflow_id = _workflow_id(workflow_id)
         key = inp.idempotency_key(request.headers.get("Idempotency-Key"))
-        inp.optional_json_object(request.data)  # accepted and ignored for now
-        result = executions.admit(workflow_id, idempotency_key=key, trigger="api")
+        body = inp.optional_json_object(request.data)
+        given = body.get("input", {})
+        if not isinstance(given, dict):
+            raise ValidationError({"input": ["Must be a JSON object (the execution.input node outputs it)."]})
+        result = executions.admit(workflow_id, idempotency_key=key, trigger="api", input=given)
         return Response(started_body(result))
 
 

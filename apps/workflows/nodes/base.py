@@ -141,6 +141,8 @@ class NodeContext:
     inputs_by_node: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     # True once the execution was cancelled or the attempt timed out: long nodes should stop early
     cancelled: Callable[[], bool] = field(default=lambda: False)
+    # the execution's input (a schedule's logical time, a caller's parameters), output by execution.input
+    input: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def idempotency_key(self) -> str:

@@ -157,3 +157,19 @@ class CeleryTaskTransform(_CeleryTask):
 @register
 class CeleryTaskSink(_CeleryTask):
     category = "sink"
+
+
+@register
+class ExecutionInput(NodeType):
+    type_name = "execution.input"
+    category = "source"
+    display_name = "Execution input"
+    icon = "log-in"
+    description = (
+        "Outputs the execution's input as one record: the parameters a caller started it with, or a "
+        "schedule's logical time."
+    )
+    inline = True
+
+    def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
+        return NodeResult([dict(ctx.input)], 1)

@@ -91,7 +91,9 @@ class Batch:
 
     def _run_inline(self, run: d.RunNode) -> d.Command:
         upstream = self._upstream_outputs(run.node_id)
-        outcome = runner.run(self.wf, self.graph, self.execution.id, run.node_id, run.attempt, upstream)
+        outcome = runner.run(
+            self.wf, self.graph, self.execution.id, run.node_id, run.attempt, upstream, self.execution.input
+        )
         self.logs.extend(self._log(line, run.node_id) for line in outcome.logs)
         if not outcome.ok:
             return d.NodeFailed(run.node_id, run.attempt, outcome.error or "", outcome.retryable)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
@@ -35,15 +36,27 @@ def start(
     idempotency_key: str | None = None,
     trigger: str = "api",
     version_id: int | None = None,
+    input: dict[str, Any] | None = None,
 ) -> tuple[Execution, bool]:
     """The new execution (``True``), or the one an earlier request with the same key started (``False``).
 
     Raises ``Conflict`` when the workflow's concurrency policy rejects it; use ``admit`` to see a skip.
     """
-    result = admit(workflow_id, idempotency_key=idempotency_key, trigger=trigger, version_id=version_id)
+    result = admit(
+        workflow_id, idempotency_key=idempotency_key, trigger=trigger, version_id=version_id, input=input
+    )
     if result.execution is None:
         raise Conflict(f"Workflow {workflow_id!r} is at its concurrency limit; the start was skipped.")
     return result.execution, result.created
+
+
+@dataclass(frozen=True)
+class _Request:
+    workflow_id: str
+    command_id: str | None
+    trigger: str
+    version_id: int | None
+    input: dict[str, Any]
 
 
 def admit(
@@ -52,13 +65,15 @@ def admit(
     idempotency_key: str | None = None,
     trigger: str = "api",
     version_id: int | None = None,
+    input: dict[str, Any] | None = None,
 ) -> Started:
-    """Start (or queue, or skip) an execution; ``version_id`` pins an older version (a rerun)."""
+    """Start (or queue, or skip) an execution; ``version_id`` pins an older version (a rerun); ``input`` is
+    what the ``execution.input`` node outputs (a schedule passes the logical time)."""
     command_id = _start_command_id(workflow_id, idempotency_key) if idempotency_key else None
     if command_id and (existing := _started_by(command_id)):
         return Started(existing, False, "duplicate")
     try:
-        return _start(workflow_id, command_id, trigger, version_id)
+        return _start(_Request(workflow_id, command_id, trigger, version_id, input or {}))
     except IntegrityError:
         # a concurrent request with the same key won, or the workflow was deleted meanwhile
         if command_id and (existing := _started_by(command_id)):
@@ -80,42 +95,49 @@ def _started_by(command_id: str) -> Execution | None:
     return Execution.objects.filter(start_key=command_id).first()
 
 
-def _start(workflow_id: str, command_id: str | None, trigger: str, version_id: int | None) -> Started:
+def _start(request: _Request) -> Started:
     with transaction.atomic():
-        workflow = Workflow.objects.filter(pk=workflow_id).only("current_version_id").first()
+        workflow = Workflow.objects.filter(pk=request.workflow_id).only("current_version_id").first()
         if workflow is None or workflow.current_version_id is None:
-            raise NotFound(f"Workflow {workflow_id!r} not found.")
-        version = version_id or workflow.current_version_id
-        limit = admission.concurrency_of(version)
-        outcome = "started"
-        if limit.max_running is not None and limit.policy != "allow":
-            admission.lock(workflow_id)
-            if admission.active_count(workflow_id) >= limit.max_running:
-                outcome = {"queue": "queued", "skip": "skipped", "reject": "rejected"}[limit.policy]
-        if outcome == "rejected":
-            raise Conflict(
-                f"Workflow {workflow_id!r} already has {limit.max_running} running execution(s), "
-                "its concurrency limit (policy: reject)."
-            )
+            raise NotFound(f"Workflow {request.workflow_id!r} not found.")
+        version = request.version_id or workflow.current_version_id
+        outcome = _admission(request.workflow_id, version)
         if outcome == "skipped":
             return Started(None, False, "skipped")
-        return Started(_create(workflow_id, version, command_id, trigger, outcome == "queued"), True, outcome)
+        return Started(_create(request, version, queued=outcome == "queued"), True, outcome)
 
 
-def _create(
-    workflow_id: str, version_id: int, command_id: str | None, trigger: str, queued: bool
-) -> Execution:
+def _admission(workflow_id: str, version_id: int) -> str:
+    """``started``, ``queued`` or ``skipped``; ``Conflict`` when the policy rejects (under the row lock)."""
+    limit = admission.concurrency_of(version_id)
+    if limit.max_running is None or limit.policy == "allow":
+        return "started"
+    admission.lock(workflow_id)
+    if admission.active_count(workflow_id) < limit.max_running:
+        return "started"
+    if limit.policy == "reject":
+        raise Conflict(
+            f"Workflow {workflow_id!r} already has {limit.max_running} running execution(s), "
+            "its concurrency limit (policy: reject)."
+        )
+    return {"queue": "queued", "skip": "skipped"}[limit.policy]
+
+
+def _create(request: _Request, version_id: int, *, queued: bool) -> Execution:
     execution_id = new_execution_id()
     execution = Execution.objects.create(
         id=execution_id,
-        workflow_id=workflow_id,
+        workflow_id=request.workflow_id,
         version_id=version_id,
         shard_id=shard_of(execution_id),
-        trigger=trigger,
+        trigger=request.trigger,
         status=ExecutionStatus.QUEUED if queued else ExecutionStatus.PENDING,
-        start_key=command_id or "",
+        start_key=request.command_id or "",
+        input=request.input,
     )
     if not queued:
-        Command.objects.create(id=command_id or f"start:{execution_id}", execution=execution, type="start")
+        Command.objects.create(
+            id=request.command_id or f"start:{execution_id}", execution=execution, type="start"
+        )
         transaction.on_commit(lambda: dispatch.apply_hint(execution.id, execution.shard_id))
     return execution

@@ -29,7 +29,9 @@ def run_node(execution_id: str, node_id: str, attempt: int, inputs: dict[str, in
     """Run the attempt unless its result is already recorded or the execution has ended."""
     if Command.objects.filter(pk=result_id(execution_id, node_id, attempt)).exists():
         return
-    execution = Execution.objects.filter(pk=execution_id).only("status", "version_id", "shard_id").first()
+    execution = (
+        Execution.objects.filter(pk=execution_id).only("status", "version_id", "shard_id", "input").first()
+    )
     if execution is None or execution.status in TERMINAL_STATUSES:
         return
     wf, graph = runner.compiled(execution.version_id)
@@ -40,7 +42,7 @@ def run_node(execution_id: str, node_id: str, attempt: int, inputs: dict[str, in
         return
     upstream = load_outputs(execution_id, inputs)
     with claims.claimed(execution_id, node_id, attempt):
-        outcome = runner.run(wf, graph, execution_id, node_id, attempt, upstream)
+        outcome = runner.run(wf, graph, execution_id, node_id, attempt, upstream, execution.input)
         report(execution, outcome)
 
 

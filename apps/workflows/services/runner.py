@@ -59,6 +59,7 @@ def run(
     node_id: str,
     attempt: int,
     upstream: Mapping[str, Sequence[Any]],
+    execution_input: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """Run one attempt on its upstream nodes' records; a node's failure becomes ``Outcome.error``."""
     node = wf.node(node_id)
@@ -79,6 +80,7 @@ def run(
         logs.append,
         inputs_by_node={u: upstream[u] for u in graph.nodes[node_id].upstream},
         cancelled=lambda: stops.requested(execution_id, node_id, attempt),
+        input=execution_input or {},
     )
     started = time.perf_counter()
     try:
