@@ -56,5 +56,12 @@ def report_cluster(live_members: int, term: int) -> None:
     coordinator_term.set(term)
 
 
+def node_name(node_id: str) -> str:
+    """``<name>:<role>:<incarnation>`` -> ``<name>``: labels must not grow with every restart."""
+    return node_id.split(":")[0]
+
+
 def rebalanced(move: Move) -> None:
-    workflow_rebalance_total.labels(str(move.shard_id), move.from_owner or "", move.to_owner).inc()
+    workflow_rebalance_total.labels(
+        str(move.shard_id), node_name(move.from_owner or ""), node_name(move.to_owner)
+    ).inc()

@@ -29,6 +29,7 @@ class ShardConsumer(bootsteps.StartStopStep):
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self.consuming: dict[int, int] = {}  # shard -> epoch we recovered it at
+        self.reported: dict[int, int] = {}  # shard -> epoch whose failover we reported
         self.last_beat = time.monotonic()
         self.fenced = False
         self.nudged = threading.Event()
@@ -110,7 +111,7 @@ class ShardConsumer(bootsteps.StartStopStep):
         for shard, epoch in new.items():
             self._add(shard, epoch)
         if new:
-            self._recover(sorted(new))
+            self._recover(new)
 
     def _owned(self) -> dict[int, tuple[int, str]]:
         from django.db import close_old_connections
@@ -156,11 +157,14 @@ class ShardConsumer(bootsteps.StartStopStep):
         self.consumer.cancel_task_queue(queue_name(shard))
         self.consuming.pop(shard, None)
 
-    def _recover(self, shards: list[int]) -> None:
+    def _recover(self, epochs: dict[int, int]) -> None:
         from apps.workflows.services.recovery import recover_shards
 
+        shards = sorted(epochs)
+        report = [s for s in shards if self.reported.get(s) != epochs[s]]
         try:
-            count = recover_shards(shards, self.node_id or "")
+            count = recover_shards(shards, self.node_id or "", report)
+            self.reported.update({s: epochs[s] for s in report})
             logger.info("took shards", extra={"node_id": self.node_id, "shards": shards, "executions": count})
         except Exception:
             logger.warning("recovery failed; will retry", exc_info=True)

@@ -217,6 +217,7 @@ class ExecutionSerializer(s.Serializer):
     shardId = s.IntegerField()
     status = s.CharField()
     trigger = s.CharField()
+    input = s.DictField(help_text="The execution's input (output by the execution.input node).")
     createdAt = s.DateTimeField()
     startTime = s.IntegerField(allow_null=True, help_text="Epoch milliseconds.")
     endTime = s.IntegerField(allow_null=True)

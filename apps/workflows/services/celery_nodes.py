@@ -42,6 +42,10 @@ def send(execution: Execution, node_id: str, attempt: int, inputs: dict[str, int
 
     wf, graph = runner.compiled(execution.version_id)
     config = wf.node(node_id).config
+    refused = _not_allowed(config["task"])
+    if refused:  # the allow-list may have shrunk since the definition was stored
+        nodes.report(execution, Outcome(node_id, attempt, None, 0, 0, error=refused, retryable=False))
+        return
     records = runner.gather(graph, node_id, load_outputs(execution.id, inputs))
     args, kwargs = arguments(config, records)
     ids = (execution.id, node_id, attempt)
@@ -56,6 +60,15 @@ def send(execution: Execution, node_id: str, attempt: int, inputs: dict[str, int
     )
 
 
+def _not_allowed(task: str) -> str | None:
+    from django.conf import settings
+
+    allowed = settings.WORKFLOW_CELERY_TASKS
+    if "*" in allowed or task in allowed:
+        return None
+    return f"celery.task: task {task!r} is not in WORKFLOW_CELERY_TASKS"
+
+
 def as_records(result: Any) -> list[Any]:
     if result is None:
         return []
@@ -66,7 +79,7 @@ def succeeded(result: Any, execution_id: str, node_id: str, attempt: int) -> Non
     execution = Execution.objects.filter(pk=execution_id).first()
     if execution is not None:
         records = as_records(result)
-        nodes.report(execution, Outcome(node_id, attempt, records, len(records), 0))
+        nodes.report(execution, runner.check_limits(node_id, attempt, records, len(records), []))
 
 
 def failed(error: str, execution_id: str, node_id: str, attempt: int) -> None:

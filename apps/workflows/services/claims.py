@@ -58,3 +58,15 @@ def live(attempts: Sequence[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
         return set()
     values = redis_client.client().mget([_key(*a) for a in attempts])
     return {a for a, v in zip(attempts, values, strict=True) if v is not None}
+
+
+def first_redrive(attempts: Sequence[tuple[str, str, int]], quiet: float) -> list[tuple[str, str, int]]:
+    """The attempts not re-driven within the last ``quiet`` seconds; marks them as re-driven now."""
+    if not attempts:
+        return []
+    pipe = redis_client.client().pipeline()
+    for execution_id, node_id, attempt in attempts:
+        pipe.set(
+            redis_client.key("redrive", execution_id, node_id, str(attempt)), "1", nx=True, ex=int(quiet)
+        )
+    return [a for a, first in zip(attempts, pipe.execute(), strict=True) if first]

@@ -119,9 +119,17 @@ def _update_head(batch: Batch) -> None:
         started_at=_ms_to_dt(s.started_ms),
         ended_at=_ms_to_dt(s.ended_ms),
         error=s.error or "",
-        running_nodes=[] if s.terminal else [list(pair) for pair in d.running_attempts(s)],
+        running_nodes=[] if s.terminal else _claimable(batch),
         progressed_at=batch.now,
     )
+
+
+def _claimable(batch: Batch) -> list[list[object]]:
+    """Running attempts that hold a claim while they run (``claims``): the ones the sweeper can check.
+
+    A ``celery.task`` attempt holds none; its timeout timer ends it instead.
+    """
+    return [[n, a] for n, a in d.running_attempts(batch.state) if batch.graph.nodes[n].behavior == "run"]
 
 
 def _after_commit(batch: Batch, pending: list[Command], was_terminal: bool) -> None:

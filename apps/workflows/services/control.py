@@ -101,4 +101,5 @@ def rerun(execution_id: str, *, key: str | None = None) -> Started:
         idempotency_key=f"rerun:{execution_id}:{key}" if key else None,
         trigger="rerun",
         version_id=execution.version_id,
+        input=execution.input,
     )

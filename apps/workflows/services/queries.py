@@ -245,6 +245,7 @@ def execution_detail(execution_id: str) -> dict[str, Any]:
             "created_at",
             "last_seq",
             "error",
+            "input",
         )
         .first()
     )
@@ -258,6 +259,7 @@ def execution_detail(execution_id: str) -> dict[str, Any]:
         "shardId": row["shard_id"],
         "status": row["status"],
         "trigger": row["trigger"],
+        "input": row["input"],
         "createdAt": iso(row["created_at"]),
         "startTime": detail.get("startTime"),
         "endTime": detail.get("endTime"),

@@ -13,7 +13,7 @@ import logging
 from django.utils import timezone
 
 from apps.cluster import events
-from apps.cluster.metrics import workflow_failover_total
+from apps.cluster.metrics import node_name, workflow_failover_total
 from apps.cluster.models import ClusterNode, MoveReason, ShardLease
 from apps.workflows.models import ACTIVE_STATUSES, Execution
 from apps.workflows.services import dispatch
@@ -30,12 +30,16 @@ def active_executions(shard_ids: list[int]) -> list[tuple[str, int, str]]:
     )
 
 
-def recover_shards(shard_ids: list[int], new_owner: str) -> int:
-    """Send a recovery hint for each active execution of the shards; returns how many."""
+def recover_shards(shard_ids: list[int], new_owner: str, report: list[int] | None = None) -> int:
+    """Send a recovery hint for each active execution of the shards; returns how many.
+
+    ``report`` names the shards whose arrival is new to this worker (not a re-take after self-fencing):
+    only their failovers are reported, so each move is counted once.
+    """
     found = active_executions(shard_ids)
     for execution_id, shard_id, _ in found:
         dispatch.apply_hint(execution_id, shard_id, recover=True)
-    _report_failovers(shard_ids, found, new_owner)
+    _report_failovers(shard_ids if report is None else report, found, new_owner)
     if found:
         logger.info("recovering executions", extra={"shards": len(shard_ids), "executions": len(found)})
     return len(found)
@@ -66,4 +70,4 @@ def _report_failovers(shard_ids: list[int], found: list[tuple[str, int, str]], n
             shard_id=shard_id,
             downtime_seconds=round(downtime, 3) if downtime is not None else None,
         )
-        workflow_failover_total.labels(workflow_id, dead, new_owner).inc()
+        workflow_failover_total.labels(workflow_id, node_name(dead), node_name(new_owner)).inc()

@@ -85,7 +85,7 @@ def run(
     started = time.perf_counter()
     try:
         result = impl.run(ctx, gather(graph, node_id, upstream))
-        outcome = _checked(node_id, attempt, result.records, result.records_processed, logs)
+        outcome = check_limits(node_id, attempt, result.records, result.records_processed, logs)
     except NodeError as exc:
         outcome = Outcome(node_id, attempt, None, 0, 0, str(exc), exc.retryable, logs)
     except Exception as exc:  # a bug in a node must fail the node, not the engine
@@ -98,7 +98,7 @@ def run(
     return outcome
 
 
-def _checked(node_id: str, attempt: int, records: list[Any], processed: int, logs: list[str]) -> Outcome:
+def check_limits(node_id: str, attempt: int, records: list[Any], processed: int, logs: list[str]) -> Outcome:
     """Enforce the output limits with a clear error instead of storing an unbounded blob."""
     max_records, max_bytes = engine_settings.max_node_output_records, engine_settings.max_node_output_bytes
     if len(records) > max_records:

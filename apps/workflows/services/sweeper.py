@@ -31,6 +31,7 @@ from apps.workflows.services import claims, dispatch
 
 logger = logging.getLogger(__name__)
 BATCH = 1000
+REDRIVE_QUIET = 120.0  # seconds
 
 
 @dataclass
@@ -82,9 +83,8 @@ def _admit_queued() -> None:
 
 
 def _prune_members() -> None:
-    """Every process start is a new member row; forget the ones gone for a day."""
-    cutoff = timezone.now() - MEMBER_RETENTION
-    ClusterNode.objects.filter(state__in=["down", "left"], last_seen__lt=cutoff).delete()
+    """Every process start is a new member row; forget the ones not seen for a day (any role)."""
+    ClusterNode.objects.filter(last_seen__lt=timezone.now() - MEMBER_RETENTION).delete()
 
 
 def _unprocessed() -> list[str]:
@@ -117,13 +117,18 @@ def redrive_after_member_loss() -> list[str]:
 def _lost_attempts(grace: float | None = None) -> list[str]:
     cutoff = timezone.now() - timedelta(seconds=node_grace() if grace is None else grace)
     rows = list(
-        Execution.objects.filter(status=ExecutionStatus.RUNNING, progressed_at__lt=cutoff)
+        Execution.objects.filter(
+            status__in=[ExecutionStatus.RUNNING, ExecutionStatus.PAUSED], progressed_at__lt=cutoff
+        )
         .exclude(Q(running_nodes=[]))
         .values_list("id", "shard_id", "running_nodes")[:BATCH]
     )
     attempts = [(e, node, attempt) for e, _, running in rows for node, attempt in running]
     alive = claims.live(attempts)
-    lost = sorted({e for e, node, attempt in attempts if (e, node, attempt) not in alive})
+    unclaimed = [a for a in attempts if a not in alive]
+    # at most one re-drive per attempt per REDRIVE_QUIET: an attempt still queued behind a backlog has no
+    # claim yet, and sending it again every sweep would only grow the backlog
+    lost = sorted({e for e, _, _ in claims.first_redrive(unclaimed, REDRIVE_QUIET)})
     shards = {e: shard for e, shard, _ in rows}
     for execution_id in lost:
         dispatch.apply_hint(execution_id, shards[execution_id], recover=True)
