@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "apps.cluster",
     "apps.workflows",
+    "apps.schedules",
 ]
 
 MIDDLEWARE = [

@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(**_OPEN), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **_OPEN), name="docs"),
     path("api/v1/", include("apps.cluster.api.urls")),  # cluster/, events, executions/<id>/location
+    path("api/v1/", include("apps.schedules.urls")),  # schedules, backfills
     path("api/", include("apps.workflows.api.urls")),
     path("monitoring/", include(monitoring_urlpatterns)),  # authenticated like /api/
     path("admin/", admin.site.urls),

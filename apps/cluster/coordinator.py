@@ -68,6 +68,7 @@ class Coordinator:
         from apps.workflows.services import sweeper, timers
 
         timers.fire_due()  # every tick: a timer fires within a tick of its time
+        _fire_schedules()
         if self._redrive_at is not None and now >= self._redrive_at:
             self._redrive_at = None
             sweeper.redrive_after_member_loss()
@@ -200,6 +201,16 @@ class Coordinator:
         logger.info("hand-offs started", extra={"moves": [(m.shard_id, m.to_owner) for m in moves]})
         _nudge_workers()
         return moves
+
+
+def _fire_schedules() -> None:
+    """Schedules fire on the leader every tick; a failure is logged and retried next tick, never fatal."""
+    from apps.schedules.services import firing
+
+    try:
+        firing.tick()
+    except Exception:
+        logger.exception("firing schedules failed; retrying next tick")
 
 
 def _left(owners: set[str]) -> set[str]:

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.schedules.services import schedules
 from apps.workflows.api import serializers as inp
 from apps.workflows.api.schema import (
     MINIMAL_WORKFLOW,
@@ -93,7 +94,7 @@ class WorkflowListView(ApiView):
                 "message": "Workflow created successfully",
                 "workflowId": workflow.id,
                 "version": 1,
-                "scheduleStatus": "Immediate task - execute manually",
+                "scheduleStatus": schedules.status_text(request.data),
             },
             status=201,
         )

@@ -36,6 +36,7 @@ def create(body: Any) -> Workflow:
         with transaction.atomic():
             workflow = Workflow.objects.create(id=wf.id, name=wf.name)
             _new_version(workflow, body, 1)
+            _sync_schedule(workflow, body)
     except IntegrityError:
         metrics.workflow_created_total.labels("failed").inc()
         raise Conflict(
@@ -77,7 +78,15 @@ def update(workflow_id: str, body: Any) -> tuple[Workflow, bool]:
             return workflow, False
         workflow.name = wf.name
         _new_version(workflow, body, (current.number if current else 0) + 1)
+        _sync_schedule(workflow, body)
     return workflow, True
+
+
+def _sync_schedule(workflow: Workflow, body: Any) -> None:
+    """The original's ``metadata.schedule`` becomes (or updates, or removes) the workflow's schedule."""
+    from apps.schedules.services import schedules
+
+    schedules.sync_from_definition(workflow, body)
 
 
 def delete(workflow_id: str) -> None:
