@@ -562,7 +562,9 @@ def test_it_replaces_the_file_through_a_temporary_file_named_after_the_attempt(
 
     monkeypatch.setattr(files.os, "replace", spy)
     run("file.text", {"path": "spied.txt"}, ["x"], category="sink")
-    assert replaced == [(".spied.txt.exec-1_n1_1.tmp", "spied.txt", "x\n")]
+    [(temporary, target, content)] = replaced
+    assert temporary.startswith(".spied.txt.exec-1_n1_1.") and temporary.endswith(".tmp")
+    assert (target, content) == ("spied.txt", "x\n")
 
 
 def test_it_leaves_the_previous_file_intact_when_a_write_fails(root: Path) -> None:

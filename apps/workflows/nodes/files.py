@@ -9,9 +9,13 @@ filesystem (or the setting) may have changed in between.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import glob
 import hashlib
 import os
 import re
+import time
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -83,13 +87,15 @@ def decode_error(node: str, path: Path, exc: UnicodeDecodeError) -> NodeError:
 def write_atomically(path: Path, chunks: Iterable[str], *, encoding: str, key: str) -> None:
     """Replace ``path`` with ``chunks`` all at once, so readers and re-runs never see a partial file.
 
-    The temporary file sits in the same directory (``os.replace`` is only atomic within a filesystem) and is
-    named after the idempotency key, so a re-run of a crashed attempt overwrites its leftover instead of
-    adding another. It is flushed and fsynced before the rename, and the directory after, so that a crash
-    leaves either the old file or the complete new one.
+    The temporary file sits in the same directory (``os.replace`` is only atomic within a filesystem). Its
+    name is the idempotency key plus a per-run suffix: two runs of one attempt at the same time (a paused
+    worker and the re-drive of its attempt) each write their own complete file and the last rename wins,
+    with the same content. It is flushed and fsynced before the rename, and the directory after, so that a
+    crash leaves either the old file or the complete new one; leftovers of crashed runs are removed later.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{_file_safe(key)}.tmp")
+    prefix = f".{path.name}.{_file_safe(key)}."
+    temporary = path.with_name(f"{prefix}{uuid.uuid4().hex[:12]}.tmp")
     try:
         with open(temporary, "w", encoding=encoding, newline="") as handle:
             handle.writelines(chunks)
@@ -100,6 +106,19 @@ def write_atomically(path: Path, chunks: Iterable[str], *, encoding: str, key: s
         temporary.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+    _remove_stale(path.parent, prefix)
+
+
+STALE_SECONDS = 3600.0
+
+
+def _remove_stale(directory: Path, prefix: str) -> None:
+    """Temporary files of this attempt left by crashed runs (an hour old: no run still writes them)."""
+    cutoff = time.time() - STALE_SECONDS
+    for leftover in directory.glob(f"{glob.escape(prefix)}*.tmp"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
 
 
 def _file_safe(key: str) -> str:
