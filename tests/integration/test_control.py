@@ -151,6 +151,24 @@ def signal_workflow(workflow_id: str) -> dict[str, Any]:
     )
 
 
+def restart_worker(node: dict[str, Any]) -> None:
+    """SIGKILL the node's Celery worker (pool included); run_node starts a new one, a new cluster member."""
+    import os
+    import signal as signals
+
+    from apps.cluster.models import ShardLease
+    from tests.integration.test_recovery import celery_main
+
+    worker = celery_main(node["proc"])
+    old = {o for o in ShardLease.objects.values_list("owner", flat=True) if o}
+    os.killpg(worker.pid, signals.SIGKILL)
+    wait_for(
+        "the restarted worker to own the shards",
+        lambda: not old & set(ShardLease.objects.values_list("owner", flat=True)),
+        timeout=60,
+    )
+
+
 def approver(node: dict[str, Any]) -> Api:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
@@ -168,6 +186,7 @@ def test_signals_feed_a_waiting_node_and_only_an_allowed_user_approves(
     execution_id = start(api, create(api, signal_workflow(f"sig-{uid}")))
     assert api.post(f"/api/v1/executions/{execution_id}/signals/order", {"item": "book", "qty": 2})[0] == 202
     wait_event(execution_id, "NodeWaiting", count=2)  # the approval waits now
+    restart_worker(node)  # the wait is a row in PostgreSQL: it outlives the worker
     status, body = api.post(f"/api/v1/executions/{execution_id}/signals/approve", {"comment": "ok"})
     assert status == 403 and "approve_execution" in body["message"]
     assert api.post(f"/api/v1/executions/{execution_id}/signals/approve", {"comment": "ok"})[0] == 403
