@@ -158,8 +158,12 @@ def one_run(cluster: Any, rate: float) -> dict[str, Any]:
     if os.environ.get("BENCH_DEBUG"):
         moved = ShardLease.objects.filter(shard_id__in=shards).values_list("moved_at", flat=True)
         moved_gaps = sorted(m.timestamp() - killed_at for m in moved if m)
-        print("moved after", [round(g, 2) for g in moved_gaps[:1] + moved_gaps[-1:]],
-              "gaps", [round(g, 2) for g in sorted(row["first"].timestamp() - killed_at for row in firsts)])
+        print(
+            "moved after",
+            [round(g, 2) for g in moved_gaps[:1] + moved_gaps[-1:]],
+            "gaps",
+            [round(g, 2) for g in sorted(row["first"].timestamp() - killed_at for row in firsts)],
+        )
         for row in firsts:
             gap = row["first"].timestamp() - killed_at
             if gap > 6:
