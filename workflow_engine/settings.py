@@ -134,8 +134,13 @@ _db.update(
             # A process paused or cut off inside a transaction (SIGSTOP, a partition) would keep its row
             # locks, and with them its shards and executions, for as long as its TCP connection lives.
             # PostgreSQL ends such a session after this long without a query, and the locks go with it.
+            # The same for a session stuck *sending* to a client that vanished (a partition): the server
+            # gives up on unacknowledged data after tcp_user_timeout, and keepalives find a silent peer.
             "options": "-c idle_in_transaction_session_timeout="
-            + str(env_int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 15000, low=1000)),
+            + str(env_int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 15000, low=1000))
+            + " -c tcp_user_timeout="
+            + str(env_int("DATABASE_TCP_USER_TIMEOUT_MS", 10000, low=1000))
+            + " -c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3",
             **_db["OPTIONS"],  # type: ignore[dict-item]
         },
     }
