@@ -41,6 +41,34 @@ def free_port() -> int:
     return pick()
 
 
+def migrate_with_token(url: str, token: str, username: str) -> None:
+    """Migrate the database at ``url`` in a subprocess (this process's Django is bound to the session
+    database) and give ``username`` the API ``token``."""
+    import psycopg
+
+    env = {**os.environ, "DATABASE_URL": url, "WORKFLOW_PROFILE": "test"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, f"migrate failed:\n{done.stdout}\n{done.stderr}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email, "
+            "is_staff, is_active, date_joined) "
+            "VALUES ('!', true, %s, '', '', '', true, true, now()) RETURNING id",
+            [username],
+        ).fetchone()
+        assert row is not None
+        conn.execute(
+            "INSERT INTO authtoken_token (key, created, user_id) VALUES (%s, now(), %s)", [token, row[0]]
+        )
+
+
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05) -> T:
     """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -14,11 +14,8 @@ database. When a scenario fails, the tails of its processes' logs are printed.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import shutil
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -38,7 +35,7 @@ import redis
 from psycopg import sql
 
 from tests.conftest import process_env
-from tests.harness import ROOT, TEST_TUNABLES, Api, Cluster, Proc, free_port, wait_for
+from tests.harness import TEST_TUNABLES, Api, Cluster, Proc, free_port, migrate_with_token, wait_for
 from tests.integration.test_executions import step, workflow
 from workflow_engine import devservices
 
@@ -82,26 +79,7 @@ def _admin_url() -> str:
 
 def migrate(url: str) -> None:
     """Migrate ``url`` in a subprocess (this process's Django uses the session database); add the API user."""
-    env = {**os.environ, "DATABASE_URL": url, "WORKFLOW_PROFILE": "test"}
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, f"migrate failed:\n{done.stdout}\n{done.stderr}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        user_id = conn.execute(
-            "INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email, "
-            "is_staff, is_active, date_joined) "
-            "VALUES ('!', true, 'cluster', '', '', '', true, true, now()) RETURNING id"
-        ).fetchone()
-        assert user_id is not None
-        conn.execute(
-            "INSERT INTO authtoken_token (key, created, user_id) VALUES (%s, now(), %s)", [TOKEN, user_id[0]]
-        )
+    migrate_with_token(url, TOKEN, "cluster")
 
 
 @pytest.fixture(scope="session")

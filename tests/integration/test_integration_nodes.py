@@ -9,9 +9,6 @@ allow-lists set through Django's settings; the engine's own path from API to wor
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -28,7 +25,7 @@ from apps.workflows.nodes.base import NodeContext, NodeError, NodeResult, NodeTy
 from apps.workflows.nodes.registry import candidates
 from apps.workflows.nodes.sql import QueryError
 from tests.conftest import process_env
-from tests.harness import ROOT, Api, Cluster, free_port, wait_for
+from tests.harness import Api, Cluster, free_port, migrate_with_token, wait_for
 from tests.integration.conftest import HttpServer, create_database, db_url, drop_database
 from tests.integration.test_executions import step, workflow
 from workflow_engine import devservices
@@ -593,29 +590,6 @@ def test_python_call_refuses_callables_that_are_not_registered(registered: None)
 # --------------------------------------------------------------------------------------------- end to end
 
 
-def migrate_with_token(url: str, token: str) -> None:
-    env = {**os.environ, "DATABASE_URL": url, "WORKFLOW_PROFILE": "test"}
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, f"migrate failed:\n{done.stdout}\n{done.stderr}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email, "
-            "is_staff, is_active, date_joined) "
-            "VALUES ('!', true, 'nodes', '', '', '', true, true, now()) RETURNING id"
-        ).fetchone()
-        assert row is not None
-        conn.execute(
-            "INSERT INTO authtoken_token (key, created, user_id) VALUES (%s, now(), %s)", [token, row[0]]
-        )
-
-
 @pytest.fixture
 def own_cluster(tmp_path: Path, scratch_pg: str) -> Iterator[tuple[Api, Cluster]]:
     """gateway + coordinator + worker (``run_node``) on a fresh engine database and a Redis of their own,
@@ -628,7 +602,7 @@ def own_cluster(tmp_path: Path, scratch_pg: str) -> Iterator[tuple[Api, Cluster]
     redis.start()
     cluster: Cluster | None = None
     try:
-        migrate_with_token(engine_url, token)
+        migrate_with_token(engine_url, token, "nodes")
         env = process_env(tmp_path)
         env.update(DATABASE_URL=engine_url, REDIS_URL=redis.url(), WORKFLOW_CONNECTION_WAREHOUSE=scratch_pg)
         cluster = Cluster(tmp_path, env)
