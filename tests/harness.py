@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+# The original product's minimal valid body (origin-product.md §1.1), unchanged; ./run loads it as ``wf1``.
+ORIGINAL_MINIMAL: dict[str, Any] = json.loads((ROOT / "examples" / "minimal.json").read_text())
 T = TypeVar("T")
 
 # Faster liveness than production, so failover scenarios take seconds (docs/configuration.md, test profile).

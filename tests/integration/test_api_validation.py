@@ -22,38 +22,11 @@ from apps.cluster import identity
 from apps.cluster.models import ShardLease
 from apps.workflows.models import Execution, Workflow, WorkflowVersion
 from apps.workflows.services import commands, executions
+from tests.harness import ORIGINAL_MINIMAL
 
 pytestmark = pytest.mark.django_db
 
-# The original's minimal valid body (origin-product.md §1.1), unchanged.
-MINIMAL: dict[str, Any] = {
-    "id": "wf1",
-    "name": "n",
-    "description": "",
-    "version": "1.0",
-    "author": "a",
-    "tags": [],
-    "nodes": [
-        {
-            "id": "s",
-            "type": "source",
-            "nodeType": "sequence.numbers",
-            "label": "S",
-            "position": {"x": 0, "y": 0},
-            "config": {"start": 1, "end": 5},
-        },
-        {
-            "id": "k",
-            "type": "sink",
-            "nodeType": "console.log",
-            "label": "K",
-            "position": {"x": 1, "y": 0},
-            "config": {},
-        },
-    ],
-    "edges": [{"id": "e1", "source": "s", "target": "k"}],
-    "metadata": {"createdAt": "2024-01-01T00:00:00Z", "updatedAt": "2024-01-01T00:00:00Z"},
-}
+MINIMAL: dict[str, Any] = ORIGINAL_MINIMAL
 
 WORKER = "test-node:worker:0123456789ab"
 

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import csv
-import json
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness import Api
+from tests.harness import ORIGINAL_MINIMAL, Api
 
 pytestmark = pytest.mark.usefixtures("node")
 
 
 def minimal(workflow_id: str) -> dict[str, Any]:
     """The original product's minimal body (origin-product.md §1.1), with a unique id."""
-    body = json.loads(
-        '{"id":"wf1","name":"n","description":"","version":"1.0","author":"a","tags":[],"nodes":[{"id":"s",'
-        '"type":"source","nodeType":"sequence.numbers","label":"S","position":{"x":0,"y":0},"config":{"start":1,'
-        '"end":5}},{"id":"k","type":"sink","nodeType":"console.log","label":"K","position":{"x":1,"y":0},'
-        '"config":{}}],"edges":[{"id":"e1","source":"s","target":"k"}],"metadata":{"createdAt":'
-        '"2024-01-01T00:00:00Z","updatedAt":"2024-01-01T00:00:00Z"}}'
-    )
+    body = copy.deepcopy(ORIGINAL_MINIMAL)
     body["id"] = workflow_id
     return body
 

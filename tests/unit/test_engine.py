@@ -13,14 +13,9 @@ from apps.workflows.engine import projections
 from apps.workflows.engine import state as st
 from apps.workflows.engine.graph import compile_graph
 from apps.workflows.engine.validation import DefinitionInvalid, catalogue_resolver, validate
+from tests.harness import ORIGINAL_MINIMAL
 
-MINIMAL = json.loads(
-    '{"id":"wf1","name":"n","description":"","version":"1.0","author":"a","tags":[],"nodes":[{"id":"s",'
-    '"type":"source","nodeType":"sequence.numbers","label":"S","position":{"x":0,"y":0},"config":{"start":1,'
-    '"end":5}},{"id":"k","type":"sink","nodeType":"console.log","label":"K","position":{"x":1,"y":0},'
-    '"config":{}}],"edges":[{"id":"e1","source":"s","target":"k"}],"metadata":{"createdAt":'
-    '"2024-01-01T00:00:00Z","updatedAt":"2024-01-01T00:00:00Z"}}'
-)
+MINIMAL = ORIGINAL_MINIMAL
 
 
 def body(nodes: list[tuple[str, str, dict[str, Any]]], edges: list[tuple[str, str]]) -> dict[str, Any]:
