@@ -61,6 +61,7 @@ def test_a_fourth_worker_receives_shards_within_a_rebalance_interval_and_no_exec
     load = s.pipelines("join", 90)
     ids = s.wait_ready(["w1", "w2", "w3"])
     print(f"\nbefore: {sorted(s.spread(list(ids.values())).values())}")
+    assert_stats_show_three_workers_and_the_leader(s)
     sampler = LeaseSampler(s)
     sampler.start()
     first = load.workflow_ids[:30]
@@ -100,6 +101,15 @@ def test_a_fourth_worker_receives_shards_within_a_rebalance_interval_and_no_exec
 
     s.wait_finished(load.execution_ids, timeout=60)
     checker.check(s.db_url, expected=90, sinks=load.sinks)
+
+
+def assert_stats_show_three_workers_and_the_leader(s: Scenario) -> None:
+    status, stats = s.api.get("/api/v1/cluster/stats")
+    assert status == 200, stats
+    workers = [m for m in stats["memberList"] if "worker" in m["roles"]]
+    assert len(workers) == 3 and stats["leader"] and stats["status"] == "Up", stats
+    shards = [m["shards"] for m in workers]
+    assert sum(shards) == stats["sharding"]["totalShards"] and max(shards) - min(shards) <= THRESHOLD, shards
 
 
 def poll_node(s: Scenario, name: str) -> str:
