@@ -782,7 +782,30 @@ def _listen_ports(proc: psutil.Process) -> set[int]:
     return set()
 
 
-class RedisServer:
+def _pidfile_process(pidfile: Path, name: str, cwd: Path) -> psutil.Process | None:
+    """The live server process named in ``pidfile``, if it really is ours (name and working directory)."""
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return _owned_process(pid, name, cwd)
+
+
+class _PidfileServer:
+    """``pid`` and ``is_running`` for a server whose ``_process`` is found through its pidfile."""
+
+    def _process(self) -> psutil.Process | None:
+        raise NotImplementedError
+
+    def pid(self) -> int | None:
+        proc = self._process()
+        return proc.pid if proc else None
+
+    def is_running(self) -> bool:
+        return self._process() is not None
+
+
+class RedisServer(_PidfileServer):
     """A Redis server with its AOF in <data_dir>/redis, listening on 127.0.0.1:<port>.
 
     ``listen_addresses`` as for ``PostgresServer``: more interfaces to bind, 127.0.0.1 among them.
@@ -815,18 +838,7 @@ class RedisServer:
         return f"redis://{host}:{self.port}/{db}"
 
     def _process(self) -> psutil.Process | None:
-        try:
-            pid = int(self.pidfile.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return _owned_process(pid, "redis-server", self.dir)
-
-    def pid(self) -> int | None:
-        proc = self._process()
-        return proc.pid if proc else None
-
-    def is_running(self) -> bool:
-        return self._process() is not None
+        return _pidfile_process(self.pidfile, "redis-server", self.dir)
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
         """Start or reuse the server; returns once it answers PING."""
@@ -965,7 +977,7 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
-class MariaDBServer:
+class MariaDBServer(_PidfileServer):
     """A MariaDB server in <data_dir>/mariadb, listening on 127.0.0.1:<port>; ``root`` has no password.
 
     For tests of the ``mysql.*`` nodes. mariadbd refuses to run as root unless told ``--user=root``; that is
@@ -992,18 +1004,7 @@ class MariaDBServer:
         return f"mysql://{MARIADB_SUPERUSER}@{host}:{self.port}/{quote(database, safe='')}"
 
     def _process(self) -> psutil.Process | None:
-        try:
-            pid = int(self.pidfile.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return _owned_process(pid, "mariadbd", self.datadir)
-
-    def pid(self) -> int | None:
-        proc = self._process()
-        return proc.pid if proc else None
-
-    def is_running(self) -> bool:
-        return self._process() is not None
+        return _pidfile_process(self.pidfile, "mariadbd", self.datadir)
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
         """Start (installing the system tables on first use) or reuse the server; returns once it accepts
