@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from apps.workflows.errors import ShardNotOwned
 from apps.workflows.services import celery_nodes, commands, dispatch, nodes
@@ -29,6 +29,9 @@ def engine_task(name: str) -> Callable[[Callable[..., None]], Any]:
                 fn(*args, **kwargs)
             except TRANSIENT:
                 logger.warning("transient database error; retrying", extra={"task": name, "args": args})
+                # Workers keep their connections between tasks (CELERY_DB_REUSE_MAX), so one broken by a
+                # PostgreSQL restart must be dropped here, or every retry would fail on it again.
+                close_old_connections()
                 raise
 
         return app.task(
