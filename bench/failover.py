@@ -15,13 +15,9 @@ replacement before the next run. Results: a table on stdout and ``bench/results/
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -31,24 +27,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workflow_engine import devservices  # noqa: E402
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def start_servers(workdir: Path) -> tuple[Any, Any, dict[str, str]]:
-    pg = devservices.PostgresServer(workdir / "pg", devservices.free_port())
-    pg.start()
-    pg.ensure_database("bench")
-    redis = devservices.RedisServer(workdir / "redis", devservices.free_port())
-    redis.start()
-    return pg, redis, {"DATABASE_URL": pg.url("bench"), "REDIS_URL": redis.url()}
-
-
-def setup_django(env: dict[str, str]) -> None:
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_engine.settings")
-    import django
-
-    django.setup()
+from common import BenchEnv, wait, write_result  # noqa: E402
 
 
 def workflow(workdir: Path) -> dict[str, Any]:
@@ -78,16 +59,6 @@ def owners() -> dict[str, int]:
 
     rows = ShardLease.objects.exclude(owner=None).values("owner").annotate(n=Count("shard_id"))
     return {r["owner"]: r["n"] for r in rows}
-
-
-def wait(what: str, check: Any, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 class Feeder(threading.Thread):
@@ -199,36 +170,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rate", type=float, default=4.0, help="executions started per second")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="wfe-bench-failover-"))
-    pg, redis, env = start_servers(workdir)
-    proc_env = {
-        **os.environ,
-        **env,
-        "WORKFLOW_PROFILE": "test",
-        "LOG_FORMAT": "json",
-        "WORKFLOW_DATA_DIR": str(workdir),
-        "WORKFLOW_MIN_NR_OF_MEMBERS": "3",
-    }
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=proc_env, check=True)
-    setup_django(env)
-    from apps.workflows.services import definitions
-    from tests.harness import Cluster
+    with BenchEnv("failover", extra_env={"WORKFLOW_MIN_NR_OF_MEMBERS": "3"}) as env:
+        from apps.workflows.services import definitions
 
-    definitions.create(workflow(workdir))
-    cluster = Cluster(workdir, proc_env)
-    cluster.start_coordinator()
-    for i in range(3):
-        cluster.start_worker(f"w{i}")
-    wait("three workers to own shards", lambda: len(owners()) == 3)
-    results = []
-    try:
+        definitions.create(workflow(env.workdir))
+        cluster = env.cluster
+        cluster.start_coordinator()
+        for i in range(3):
+            cluster.start_worker(f"w{i}")
+        wait("three workers to own shards", lambda: len(owners()) == 3)
+        results = []
         for run in range(args.runs):
             result = one_run(cluster, args.rate)
             if result["gaps"]:
                 print(
                     f"run {run + 1}: killed {result['victim']} ({result['shards']} shards, "
                     f"{result['executions']} executions in flight): p50 {result['p50']:.2f}s "
-                    f"max {result['max']:.2f}s"
+                    f"max {result['max']:.2f}s",
+                    flush=True,
                 )
             else:
                 print(f"run {run + 1}: no execution was in flight in the killed worker's shards; not counted")
@@ -236,17 +195,12 @@ def main() -> None:
             results.append(result)
             cluster.start_worker(f"w{3 + run}")
             wait("the replacement worker", lambda: len(owners()) >= 2)
-    finally:
-        cluster.stop()
-        redis.stop()
-        pg.stop()
     report(results, args)
 
 
 def report(results: list[dict[str, Any]], args: Any) -> None:
     gaps = [g for r in results for g in r["gaps"]]
     summary = {
-        "benchmark": "failover",
         "runs": len(results),
         "executions_measured": len(gaps),
         "p50_seconds": round(statistics.median(gaps), 3) if gaps else None,
@@ -258,22 +212,15 @@ def report(results: list[dict[str, Any]], args: Any) -> None:
         ],
         "settings": "defaults (liveness-ttl 3s, heartbeat-interval 1s, leader-lease-ttl 6s, reconcile 1s); "
         "min-nr-of-members 3 for an even initial spread",
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
         "rate_per_second": args.rate,
     }
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "failover.json").write_text(json.dumps(summary, indent=2))
+    path = write_result("failover", summary)
     print(f"\n{'runs':>6} {'executions':>11} {'p50 (s)':>9} {'p95 (s)':>9} {'max (s)':>9}")
     print(
         f"{summary['runs']:>6} {summary['executions_measured']:>11} {summary['p50_seconds']!s:>9} "
         f"{summary['p95_seconds']!s:>9} {summary['max_seconds']!s:>9}"
     )
-    print(f"written to {out / 'failover.json'}")
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

@@ -20,16 +20,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from workflow_engine import devservices  # noqa: E402
+from common import BenchEnv, wait, write_result  # noqa: E402
 
 SCENARIOS = ("linear3", "linear10", "fan10")
 TERMINAL = ("completed", "failed", "cancelled")
@@ -62,16 +57,6 @@ def definition(scenario: str) -> dict[str, Any]:
         ]
     nodes = [source, *maps, sink]
     return {"id": f"bench-{scenario}", "name": f"throughput {scenario}", "nodes": nodes, "edges": edges}
-
-
-def wait(what: str, check: Callable[[], Any], timeout: float = 120, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(interval)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 def run_ours(scenario: str, n: int) -> dict[str, Any]:
@@ -126,44 +111,19 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     args = parser.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
-    workdir = Path(tempfile.mkdtemp(prefix="wfe-bench-throughput-"))
-    pg = devservices.PostgresServer(workdir / "pg", devservices.free_port())
-    redis_server = devservices.RedisServer(workdir / "redis", devservices.free_port())
-    cluster: Any = None
-    baseline: Any = None
     samples: dict[str, dict[str, list[dict[str, Any]]]] = {s: {"ours": [], "celery": []} for s in scenarios}
-    try:
-        pg.start()
-        pg.ensure_database("bench")
-        redis_server.start()
-        env = {"DATABASE_URL": pg.url("bench"), "REDIS_URL": redis_server.url(0)}
-        baseline_url = redis_server.url(1)
-        proc_env = {
-            **os.environ,
-            **env,
-            "WORKFLOW_PROFILE": "test",
-            "DEBUG": "false",
-            "LOG_LEVEL": "WARNING",
-            "LOG_FORMAT": "json",
-            "WORKFLOW_DATA_DIR": str(workdir),
-            "BASELINE_REDIS_URL": baseline_url,
-        }
-        subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=proc_env, check=True)
-        os.environ.update({**env, "BASELINE_REDIS_URL": baseline_url, "DEBUG": "false"})
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_engine.settings")
-        import django
-
-        django.setup()
+    with BenchEnv("throughput") as env:
+        baseline_url = env.redis.url(1)
+        os.environ["BASELINE_REDIS_URL"] = baseline_url
         import redis
 
-        from tests.harness import Cluster, Proc
+        from tests.harness import Proc
         from workflow_engine import client
 
         for scenario in scenarios:
             client.create_workflow(definition(scenario))
-        cluster = Cluster(workdir, proc_env)
-        cluster.start_coordinator()
-        cluster.start_worker("w0", concurrency=args.concurrency)
+        env.cluster.start_coordinator()
+        env.cluster.start_worker("w0", concurrency=args.concurrency)
         baseline_argv = [
             sys.executable,
             "-m",
@@ -183,8 +143,9 @@ def main() -> None:
             "-l",
             "WARNING",
         ]
-        baseline_env = {**proc_env, "PYTHONPATH": str(ROOT / "bench")}
-        baseline = Proc("celery-baseline", baseline_argv, baseline_env, workdir / "baseline.log").start()
+        baseline_env = {**env.proc_env, "BASELINE_REDIS_URL": baseline_url, "PYTHONPATH": str(ROOT / "bench")}
+        baseline = Proc("celery-baseline", baseline_argv, baseline_env, env.workdir / "baseline.log").start()
+        env.cluster.procs.append(baseline)  # stopped with the cluster
         redis_client = redis.Redis.from_url(baseline_url)
         # warm-up: both sides up and through their first runs (connections, imports, shard ownership)
         for scenario in scenarios:
@@ -204,20 +165,10 @@ def main() -> None:
                         f"({args.runs} in {sample['seconds']:.2f}s, starts {sample['start_seconds']:.2f}s)",
                         flush=True,
                     )
-    finally:
-        if baseline is not None:
-            baseline.stop()
-        if cluster is not None:
-            cluster.stop()
-        redis_server.stop()
-        pg.stop()
     report(samples, args)
 
 
 def report(samples: dict[str, dict[str, list[dict[str, Any]]]], args: Any) -> None:
-    import celery
-    import django
-
     rows = {}
     for scenario, by in samples.items():
         ours = statistics.median(s["per_second"] for s in by["ours"])
@@ -231,23 +182,12 @@ def report(samples: dict[str, dict[str, list[dict[str, Any]]]], args: Any) -> No
             "samples": {k: [{m: round(v, 3) for m, v in s.items()} for s in v] for k, v in by.items()},
         }
     summary = {
-        "benchmark": "throughput",
         "runs": args.runs,
         "reps": args.reps,
         "concurrency": args.concurrency,
         "scenarios": rows,
-        "machine": {
-            "cores": os.cpu_count(),
-            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "celery": celery.__version__,
-            "django": django.get_version(),
-        },
     }
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps(summary, indent=2))
+    path = write_result("throughput", summary)
     print(f"\n{'scenario':<10} {'ours /s':>9} {'celery /s':>10} {'ours/celery':>12}  per rep")
     for scenario, row in rows.items():
         print(
@@ -256,7 +196,7 @@ def report(samples: dict[str, dict[str, list[dict[str, Any]]]], args: Any) -> No
         )
     print(
         f"({args.runs} runs per contender and repetition, {args.reps} repetitions, medians, concurrency "
-        f"{args.concurrency}; written to {out / 'throughput.json'})"
+        f"{args.concurrency}; written to {path})"
     )
 
 
