@@ -21,16 +21,22 @@ def queue_name(shard_id: int) -> str:
     return f"wf.shard.{shard_id}"
 
 
-def fence(shard_id: int, node_id: str | None) -> int:
-    """The shard's epoch if ``node_id`` owns it; else ``ShardNotOwned``. Call inside the append transaction.
+# ``FOR SHARE`` (not ``KEY SHARE``) conflicts with the coordinator's ``UPDATE`` of the lease, so an epoch bump
+# waits for in-flight appends of the old owner, and appends after the bump see the new owner.
+FENCE_SQL = "SELECT owner, epoch FROM cluster_shardlease WHERE shard_id = %s FOR SHARE"
 
-    ``FOR SHARE`` (not ``KEY SHARE``) conflicts with the coordinator's ``UPDATE`` of the lease, so an epoch
-    bump waits for in-flight appends of the old owner, and appends after the bump see the new owner.
-    """
+
+def fence(shard_id: int, node_id: str | None) -> int:
+    """The shard's epoch if ``node_id`` owns it, else ``ShardNotOwned``. Call inside the append."""
     with connection.cursor() as cur:
-        cur.execute("SELECT owner, epoch FROM cluster_shardlease WHERE shard_id = %s FOR SHARE", [shard_id])
+        cur.execute(FENCE_SQL, [shard_id])
         row = cur.fetchone()
-    if row is None or node_id is None or row[0] != node_id:
-        owner = row[0] if row else None
-        raise ShardNotOwned(f"shard {shard_id} is owned by {owner!r}, not {node_id!r}")
+    check_owner(shard_id, row[0] if row else None, node_id)
+    assert row is not None
     return int(row[1])
+
+
+def check_owner(shard_id: int, owner: str | None, node_id: str | None) -> None:
+    """``ShardNotOwned`` unless ``node_id`` is the owner read under the fence."""
+    if owner is None or node_id is None or owner != node_id:
+        raise ShardNotOwned(f"shard {shard_id} is owned by {owner!r}, not {node_id!r}")

@@ -66,10 +66,15 @@ class ShardConsumer(bootsteps.StartStopStep):
                 logger.warning("could not leave the cluster cleanly", exc_info=True)
 
     def heartbeat(self) -> None:
+        from django.db import close_old_connections
+
         from apps.cluster import membership
         from apps.workflows.conf import engine_settings
 
         try:
+            # a connection broken by a partition must be replaced here: a fenced worker does not reconcile,
+            # which is the only other place this thread would drop it
+            close_old_connections()
             membership.beat(self.node_id or "", ["worker"])
             self.last_beat = time.monotonic()
             if self.fenced:

@@ -28,7 +28,7 @@ def engine_task(name: str) -> Callable[[Callable[..., None]], Any]:
             try:
                 fn(*args, **kwargs)
             except TRANSIENT:
-                logger.warning("transient database error; retrying", extra={"task": name, "args": args})
+                logger.warning("transient database error; retrying", extra={"task": name, "task_args": args})
                 # Workers keep their connections between tasks (CELERY_DB_REUSE_MAX), so one broken by a
                 # PostgreSQL restart must be dropped here, or every retry would fail on it again.
                 close_old_connections()

@@ -71,6 +71,11 @@ class Concurrency:
     max_running: int | None = None
     policy: str = "allow"
 
+    @property
+    def limited(self) -> bool:
+        """Whether starts must be admitted under the workflow's row lock."""
+        return self.max_running is not None and self.policy != "allow"
+
 
 @dataclass(frozen=True)
 class WorkflowPolicies:

@@ -8,22 +8,23 @@ head row. Node tasks, stop requests and cache updates are registered to run afte
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.cluster import identity
-from apps.cluster.sharding import fence
+from apps.cluster.sharding import FENCE_SQL, check_owner
 from apps.workflows import metrics
 from apps.workflows.engine import decide as d
 from apps.workflows.engine.graph import Graph
 from apps.workflows.errors import ShardNotOwned
-from apps.workflows.models import Command, Execution, ExecutionLog, NodeOutput, Timer
+from apps.workflows.models import Command, Execution
 from apps.workflows.services import admission, dispatch, journal, runner
 from apps.workflows.services.batch import Batch, to_engine
+from apps.workflows.services.persist import persist
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +45,10 @@ def apply_pending(execution_id: str, *, recover: bool = False) -> None:
 
 
 def _apply_locked(execution_id: str, node_id: str | None, recover: bool) -> None:
-    with connection.cursor() as cur:
-        # a row held by a paused process fails fast; the task is retried with back-off (tasks.TRANSIENT)
-        cur.execute("SET LOCAL lock_timeout = '5s'")
-    execution = Execution.objects.select_for_update().filter(pk=execution_id).first()
+    execution = _lock(execution_id)
     if execution is None:
         return
-    epoch = fence(execution.shard_id, node_id)
-    pending = list(
-        Command.objects.filter(execution_id=execution_id, processed_at__isnull=True).order_by(
-            "created_at", "id"
-        )
-    )
+    epoch, pending = _fence_and_pending(execution.shard_id, execution_id, node_id)
     if not pending and not recover:
         return
     wf, graph = runner.compiled(execution.version_id)
@@ -66,8 +59,64 @@ def _apply_locked(execution_id: str, node_id: str | None, recover: bool) -> None
         command.processed_at, command.processed_seq = batch.now, batch.state.last_seq
     if recover:
         batch.remote.extend(_orphaned_runs(batch, graph))
-    _persist(batch, pending, epoch, before_seq)
-    _after_commit(batch, pending, was_terminal)
+    queued_waiting = persist(batch, pending, epoch, was_terminal)
+    if batch.events:
+        journal.maybe_snapshot(before_seq, batch.state)
+    _after_commit(batch, pending, was_terminal, queued_waiting)
+
+
+# A row held by a paused process fails fast; the task is retried with back-off (tasks.TRANSIENT).
+_LOCK_SQL = """SET LOCAL lock_timeout = '5s';
+SELECT id, workflow_id, version_id, shard_id, status, last_seq, input
+FROM workflows_execution WHERE id = %s FOR UPDATE"""
+
+# After the row lock, in a statement of its own so that its snapshot sees every command applied before it.
+_FENCE_AND_PENDING_SQL = f"""SELECT lease.owner, lease.epoch, c.id, c.type, c.payload, c.created_at
+FROM ({FENCE_SQL}) lease
+LEFT JOIN LATERAL (
+    SELECT id, type, payload, created_at FROM workflows_command
+    WHERE execution_id = %s AND processed_at IS NULL ORDER BY created_at, id
+) c ON true"""
+
+
+def _lock(execution_id: str) -> Execution | None:
+    """The head row, locked ``FOR UPDATE`` (one round trip with the lock timeout)."""
+    with connection.cursor() as cur:
+        cur.execute(_LOCK_SQL, [execution_id])
+        cur.nextset()
+        row = cur.fetchone()
+    if row is None:
+        return None
+    id_, workflow_id, version_id, shard_id, status, last_seq, input_ = row
+    return Execution(
+        id=id_,
+        workflow_id=workflow_id,
+        version_id=version_id,
+        shard_id=shard_id,
+        status=status,
+        last_seq=last_seq,
+        input=_json(input_),
+    )
+
+
+def _fence_and_pending(shard_id: int, execution_id: str, node_id: str | None) -> tuple[int, list[Command]]:
+    """The shard fence (``sharding.fence``) and the unprocessed commands, in one statement."""
+    with connection.cursor() as cur:
+        cur.execute(_FENCE_AND_PENDING_SQL, [shard_id, execution_id])
+        rows = cur.fetchall()
+    owner, epoch = (rows[0][0], rows[0][1]) if rows else (None, 0)
+    check_owner(shard_id, owner, node_id)
+    pending = [
+        Command(id=r[2], execution_id=execution_id, type=r[3], payload=_json(r[4]), created_at=r[5])
+        for r in rows
+        if r[2] is not None
+    ]
+    return int(epoch), pending
+
+
+def _json(value: object) -> object:
+    """Django has psycopg return ``jsonb`` as text (its JSONField decodes it); raw queries decode it here."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _orphaned_runs(batch: Batch, graph: Graph) -> list[d.RunNode]:
@@ -84,55 +133,7 @@ def _orphaned_runs(batch: Batch, graph: Graph) -> list[d.RunNode]:
     ]
 
 
-def _persist(batch: Batch, pending: list[Command], epoch: int, before_seq: int) -> None:
-    if batch.events:
-        journal.append(batch.execution, batch.events, epoch, batch.now)
-        journal.maybe_snapshot(before_seq, batch.state)
-        _update_head(batch)
-    NodeOutput.objects.bulk_create(batch.output_rows, ignore_conflicts=True)
-    ExecutionLog.objects.bulk_create(batch.logs)
-    Timer.objects.bulk_create(
-        Timer(
-            execution_id=batch.execution.id,
-            kind=t.kind,
-            node_id=t.node_id,
-            attempt=t.attempt,
-            fire_at=datetime.fromtimestamp(t.fire_at_ms / 1000, tz=UTC),
-        )
-        for t in batch.timers
-    )
-    if batch.state.terminal:  # nothing left to wake up for
-        Timer.objects.filter(execution_id=batch.execution.id, fired_at__isnull=True).delete()
-    if pending:
-        Command.objects.bulk_update(pending, ["processed_at", "processed_seq"])
-
-
-def _ms_to_dt(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def _update_head(batch: Batch) -> None:
-    s = batch.state
-    Execution.objects.filter(pk=s.execution_id).update(
-        status=s.status.value,
-        last_seq=s.last_seq,
-        started_at=_ms_to_dt(s.started_ms),
-        ended_at=_ms_to_dt(s.ended_ms),
-        error=s.error or "",
-        running_nodes=[] if s.terminal else _claimable(batch),
-        progressed_at=batch.now,
-    )
-
-
-def _claimable(batch: Batch) -> list[list[object]]:
-    """Running attempts that hold a claim while they run (``claims``): the ones the sweeper can check.
-
-    A ``celery.task`` attempt holds none; its timeout timer ends it instead.
-    """
-    return [[n, a] for n, a in d.running_attempts(batch.state) if batch.graph.nodes[n].behavior == "run"]
-
-
-def _after_commit(batch: Batch, pending: list[Command], was_terminal: bool) -> None:
+def _after_commit(batch: Batch, pending: list[Command], was_terminal: bool, queued_waiting: bool) -> None:
     state, execution = batch.state, batch.execution
     runs, stops = list(batch.remote), list(batch.stops)
 
@@ -143,7 +144,7 @@ def _after_commit(batch: Batch, pending: list[Command], was_terminal: bool) -> N
             dispatch.node_attempt(execution.id, run, inputs)
         if stops:
             dispatch.stop_attempts(execution.id, stops)
-        if state.terminal and not was_terminal:
+        if queued_waiting:
             admission.release(execution.workflow_id)
         _observe(batch, pending, was_terminal)
 

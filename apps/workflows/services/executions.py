@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from apps.cluster.sharding import shard_of
 from apps.workflows.errors import Conflict, NotFound
-from apps.workflows.models import Command, Execution, ExecutionStatus, Workflow
+from apps.workflows.models import Command, Execution, ExecutionStatus
 from apps.workflows.services import admission, dispatch
+from apps.workflows.services.persist import to_json
 
 
 @dataclass(frozen=True)
@@ -96,23 +99,79 @@ def _started_by(command_id: str) -> Execution | None:
 
 
 def _start(request: _Request) -> Started:
+    current = _current_version(request.workflow_id)  # NotFound for a deleted workflow, even when pinned
+    version = request.version_id or current
+    if not admission.concurrency_of(version).limited:
+        return Started(_insert(request, version), True, "started")
     with transaction.atomic():
-        workflow = Workflow.objects.filter(pk=request.workflow_id).only("current_version_id").first()
-        if workflow is None or workflow.current_version_id is None:
+        if admission.lock(request.workflow_id) is None:
             raise NotFound(f"Workflow {request.workflow_id!r} not found.")
-        version = request.version_id or workflow.current_version_id
         outcome = _admission(request.workflow_id, version)
         if outcome == "skipped":
             return Started(None, False, "skipped")
         return Started(_create(request, version, queued=outcome == "queued"), True, outcome)
 
 
+def _current_version(workflow_id: str) -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT current_version_id FROM workflows_workflow WHERE id = %s", [workflow_id])
+        row = cur.fetchone()
+    if row is None or row[0] is None:
+        raise NotFound(f"Workflow {workflow_id!r} not found.")
+    return int(row[0])
+
+
+# The execution row and its start command in one statement, so one round trip and (outside a transaction)
+# one commit. A deleted workflow or a duplicate key fails it whole with an IntegrityError.
+_INSERT_SQL = """WITH e AS (
+    INSERT INTO workflows_execution (id, workflow_id, version_id, shard_id, status, last_seq, trigger,
+        start_key, input, error, running_nodes, created_at)
+    VALUES (%(id)s, %(workflow)s, %(version)s, %(shard)s, 'pending', 0, %(trigger)s, %(key)s,
+        %(input)s::jsonb, '', '[]', %(now)s)
+    RETURNING id, created_at
+)
+INSERT INTO workflows_command (id, execution_id, type, payload, created_at)
+SELECT %(command)s, e.id, 'start', '{}', e.created_at FROM e"""
+
+
+def _insert(request: _Request, version_id: int) -> Execution:
+    """Start an execution of a workflow without a concurrency limit (no admission lock needed)."""
+    execution_id = new_execution_id()
+    shard, key = shard_of(execution_id), request.command_id or ""
+    params: dict[str, Any] = {
+        "id": execution_id,
+        "workflow": request.workflow_id,
+        "version": version_id,
+        "shard": shard,
+        "trigger": request.trigger,
+        "key": key,
+        "input": to_json(request.input),
+        "command": request.command_id or f"start:{execution_id}",
+        "now": timezone.now(),  # the application's clock, as every other timestamp of the execution
+    }
+    # inside a caller's transaction, a savepoint keeps its transaction usable after an IntegrityError
+    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with savepoint, connection.cursor() as cur:
+        cur.execute(_INSERT_SQL, params)
+    execution = Execution(
+        id=execution_id,
+        workflow_id=request.workflow_id,
+        version_id=version_id,
+        shard_id=shard,
+        trigger=request.trigger,
+        status=ExecutionStatus.PENDING,
+        start_key=key,
+        input=request.input,
+        created_at=params["now"],
+    )
+    transaction.on_commit(lambda: dispatch.apply_hint(execution.id, execution.shard_id))
+    return execution
+
+
 def _admission(workflow_id: str, version_id: int) -> str:
     """``started``, ``queued`` or ``skipped``; ``Conflict`` when the policy rejects (under the row lock)."""
     limit = admission.concurrency_of(version_id)
-    if limit.max_running is None or limit.policy == "allow":
-        return "started"
-    admission.lock(workflow_id)
+    assert limit.max_running is not None  # only limited workflows are admitted
     if admission.active_count(workflow_id) < limit.max_running:
         return "started"
     if limit.policy == "reject":

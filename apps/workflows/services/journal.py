@@ -11,7 +11,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import datetime
 
 from apps.workflows import metrics
 from apps.workflows.conf import engine_settings
@@ -86,29 +85,14 @@ def _from_snapshot(execution: Execution) -> st.ExecutionState:
 
 def hydrate(execution: Execution) -> st.ExecutionState:
     """The state at ``execution.last_seq`` (call with the row locked)."""
+    if execution.last_seq == 0:  # nothing written yet: no snapshot or event to read
+        return st.ExecutionState(execution.id, execution.workflow_id)
     state = cache.get(execution.id)
     if state is None or state.last_seq > execution.last_seq:
         state = _from_snapshot(execution)
     if state.last_seq < execution.last_seq:
         state = st.fold(state, events_of(execution.id, state.last_seq))
     return state
-
-
-def append(execution: Execution, events: Sequence[st.EventRecord], epoch: int, now: datetime) -> None:
-    """Insert events after ``execution.last_seq``. The unique ``(execution, seq)`` is the last fence."""
-    Event.objects.bulk_create(
-        Event(
-            execution_id=execution.id,
-            seq=e.seq,
-            type=e.type,
-            payload=dict(e.payload),
-            epoch=epoch,
-            created_at=now,
-        )
-        for e in events
-    )
-    for e in events:
-        metrics.workflow_events_appended_total.labels(e.type).inc()
 
 
 def maybe_snapshot(before_seq: int, state: st.ExecutionState) -> None:

@@ -4,7 +4,7 @@ Each sweep looks for two things a lost Celery message or a dead process can leav
 owner a new hint for each (a hint is idempotent, so a needless one costs only a query):
 
 - a command accepted but still unprocessed after two ``sweep-interval``s (a hint lost between commit and
-  publish, or dropped by a dying worker);
+  publish, or dropped by a dying worker), hinted again at most every ``UNPROCESSED_QUIET`` seconds;
 - a node attempt still running, with no progress for a grace period and no live claim (its worker died while
   the shard's owner lived on); the recovery hint runs it again under the same idempotency key. When the leader
   sees a worker's liveness expire it does this check at once, with the liveness TTL as the grace period.
@@ -32,6 +32,7 @@ from apps.workflows.services import claims, dispatch
 logger = logging.getLogger(__name__)
 BATCH = 1000
 REDRIVE_QUIET = 120.0  # seconds
+UNPROCESSED_QUIET = 30.0
 
 
 @dataclass
@@ -94,9 +95,13 @@ def _unprocessed() -> list[str]:
         .values_list("execution_id", "execution__shard_id")
         .distinct()[:BATCH]
     )
-    for execution_id, shard_id in rows:
-        dispatch.apply_hint(execution_id, shard_id)
-    return [execution_id for execution_id, _ in rows]
+    shards = dict(rows)
+    # a command is usually unprocessed because its hint waits behind a backlog, not because it was lost:
+    # hint each execution again at most once per UNPROCESSED_QUIET, or a backlog would feed itself
+    due = claims.first_redrive([(e, "", 0) for e in shards], UNPROCESSED_QUIET)
+    for execution_id, _, _ in due:
+        dispatch.apply_hint(execution_id, shards[execution_id])
+    return [execution_id for execution_id, _, _ in due]
 
 
 def redrive_after_member_loss() -> list[str]:
