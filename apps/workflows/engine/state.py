@@ -7,8 +7,9 @@ and a snapshot that does not decode is ignored in favour of a full replay.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
+from operator import itemgetter
 from typing import Any
 
 SCHEMA_VERSION = 2
@@ -224,15 +225,27 @@ def to_json(state: ExecutionState) -> dict[str, Any]:
     return {"schema": SCHEMA_VERSION, **body}
 
 
+_NODE_STATUSES = {s.value: s for s in NodeStatus}
+_NODE_FIELDS = tuple(f.name for f in fields(NodeState))
+assert _NODE_FIELDS[0] == "status"
+_node_rest = itemgetter(*_NODE_FIELDS[1:])
+
+
+def _node_from_json(body: Mapping[str, Any]) -> NodeState:
+    """Positional, with the status looked up rather than converted: a snapshot holds every node started so
+    far, and decoding them was the largest part of a hydration from a snapshot (bench/hydration.py)."""
+    if len(body) != len(_NODE_FIELDS):
+        raise TypeError(f"node state with fields {sorted(body)}")
+    return NodeState(_NODE_STATUSES[body["status"]], *_node_rest(body))
+
+
 def from_json(data: Mapping[str, Any]) -> ExecutionState:
     """Decode a snapshot; raises ``ValueError`` on an unknown schema or a malformed body."""
     if data.get("schema") != SCHEMA_VERSION:
         raise ValueError(f"snapshot schema {data.get('schema')!r} is not {SCHEMA_VERSION}")
     try:
         body = {k: v for k, v in data.items() if k != "schema"}
-        nodes = {
-            k: NodeState(**{**v, "status": NodeStatus(v["status"])}) for k, v in body.pop("nodes").items()
-        }
+        nodes = {k: _node_from_json(v) for k, v in body.pop("nodes").items()}
         signals = {k: tuple(v) for k, v in body.pop("signals").items()}
         return ExecutionState(
             **{**body, "status": ExecStatus(body["status"]), "nodes": nodes, "signals": signals}
