@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -334,6 +335,7 @@ def main() -> None:
         }
         print_report(summary)
         print(f"\nresult: {env.write_result(summary)}")
+    shutil.rmtree(env.workdir / "pg", ignore_errors=True)  # the servers are stopped; their data goes
 
 
 def print_report(s: dict[str, Any]) -> None:

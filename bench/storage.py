@@ -32,6 +32,7 @@ import itertools
 import json
 import random
 import re
+import shutil
 import sys
 import threading
 import time
@@ -580,8 +581,9 @@ def main() -> None:
 
     api = OrdersApi()
     extra = {"WORKFLOW_HTTP_ALLOWED_HOSTS": api.host, "WORKFLOW_PROFILE": "test"}
+    env = BenchEnv("storage", extra_env=extra)
     try:
-        with BenchEnv("storage", extra_env=extra) as env:
+        with env:
             load: dict[str, float] = {}
             t0 = time.perf_counter()
             templates = make_templates(args.workflows, api)
@@ -620,6 +622,7 @@ def main() -> None:
             print(f"\nresult: {env.write_result(summary)}")
     finally:
         api.close()
+        shutil.rmtree(env.workdir / "pg", ignore_errors=True)  # gigabytes of PostgreSQL data, servers stopped
 
 
 if __name__ == "__main__":
