@@ -123,7 +123,8 @@ class Event(models.Model):
     """The journal: ``(execution, seq)`` is unique and contiguous; ``epoch`` is the writer's shard epoch."""
 
     id = models.BigAutoField(primary_key=True)
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
+    # indexed by the unique constraint below, which starts with it
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events", db_index=False)
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=64)
     payload = models.JSONField()
@@ -144,7 +145,10 @@ class Event(models.Model):
 class Snapshot(models.Model):
     """A cache of the state at ``seq``; a snapshot that does not decode falls back to full replay."""
 
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="snapshots")
+    # indexed by the unique constraint below, which starts with it
+    execution = models.ForeignKey(
+        Execution, on_delete=models.CASCADE, related_name="snapshots", db_index=False
+    )
     seq = models.PositiveIntegerField()
     schema_version = models.PositiveSmallIntegerField()
     state = models.JSONField()
@@ -160,7 +164,10 @@ class Command(models.Model):
     """The inbox: each accepted command once, marked processed in the transaction that applied it."""
 
     id = models.CharField(primary_key=True, max_length=300)
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="commands")
+    # indexed in Meta: a plain index, without the varchar_pattern_ops copy Django adds to a text key
+    execution = models.ForeignKey(
+        Execution, on_delete=models.CASCADE, related_name="commands", db_index=False
+    )
     type = models.CharField(max_length=64)
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -169,6 +176,7 @@ class Command(models.Model):
 
     class Meta:
         indexes = [
+            models.Index(fields=["execution"], name="command_execution"),
             # pending commands of one execution, in arrival order (services/commands.py)
             models.Index(
                 fields=["execution", "created_at"],
@@ -185,7 +193,8 @@ class Command(models.Model):
 class NodeOutput(models.Model):
     """Records one node attempt produced; downstream nodes read them as their input."""
 
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="outputs")
+    # indexed by the unique constraint below, which starts with it
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="outputs", db_index=False)
     node_id = models.CharField(max_length=200)
     attempt = models.PositiveIntegerField()
     records = models.JSONField()
@@ -205,7 +214,8 @@ class ExecutionLog(models.Model):
     """Lines the engine and the nodes wrote, served by the execution logs route."""
 
     id = models.BigAutoField(primary_key=True)
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="logs")
+    # indexed in Meta: a plain index, without the varchar_pattern_ops copy Django adds to a text key
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="logs", db_index=False)
     node_id = models.CharField(max_length=200, blank=True, default="")
     level = models.CharField(max_length=10, default="INFO")
     message = models.TextField()
@@ -213,6 +223,8 @@ class ExecutionLog(models.Model):
 
     class Meta:
         ordering = ["execution_id", "id"]
+        # an execution's lines in order (the logs route)
+        indexes = [models.Index(fields=["execution", "id"], name="executionlog_execution")]
 
 
 class Timer(models.Model):
@@ -222,7 +234,8 @@ class Timer(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="timers")
+    # indexed in Meta: a plain index, without the varchar_pattern_ops copy Django adds to a text key
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="timers", db_index=False)
     kind = models.CharField(max_length=32)
     node_id = models.CharField(max_length=200, blank=True, default="")
     attempt = models.PositiveIntegerField(default=0)
@@ -232,6 +245,7 @@ class Timer(models.Model):
 
     class Meta:
         indexes = [
+            models.Index(fields=["execution"], name="timer_execution"),
             # the leader's due-timer scan (services/timers.py)
             models.Index(fields=["fire_at"], name="timer_due", condition=Q(fired_at__isnull=True)),
         ]

@@ -106,6 +106,11 @@ def _record(schedule: Schedule, spec: engine.Spec, fire_time: datetime, outcome:
 def _fire_one(schedule: Schedule, spec: engine.Spec, fire_time: datetime, now: datetime) -> int:
     running = active_runs(schedule.id)
     buffered = ScheduleFire.objects.filter(schedule=schedule, outcome=FireOutcome.BUFFERED).exists()
+    if buffered and not running:
+        # the run ended after this round's release_buffered looked: the buffered fire still goes first
+        release_buffered(schedule.id)
+        running = active_runs(schedule.id)
+        buffered = ScheduleFire.objects.filter(schedule=schedule, outcome=FireOutcome.BUFFERED).exists()
     action = engine.overlap_action(schedule.overlap_policy, len(running), buffered)
     if action in ("skip", "buffer"):
         outcome = FireOutcome.SKIPPED if action == "skip" else FireOutcome.BUFFERED
@@ -180,8 +185,9 @@ def active_runs(schedule_id: str, backfill_id: str | None = None) -> list[str]:
     return [execution for pk, execution, status in rows if pk not in ended]
 
 
-def release_buffered() -> int:
-    """buffer_one: start a buffered fire once the schedule's running execution has ended."""
+def release_buffered(schedule_id: str | None = None) -> int:
+    """buffer_one: start a buffered fire once the schedule's running execution has ended (all schedules',
+    or one's)."""
     released = 0
     with transaction.atomic():
         now = db_now()
@@ -190,6 +196,8 @@ def release_buffered() -> int:
             .select_related("schedule")
             .filter(outcome=FireOutcome.BUFFERED, schedule__state=ScheduleState.ACTIVE)
         )
+        if schedule_id is not None:
+            fires = fires.filter(schedule_id=schedule_id)
         for fire in fires[:BATCH]:
             if not active_runs(fire.schedule_id):
                 released += start(fire, now)
