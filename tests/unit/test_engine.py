@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -193,6 +194,14 @@ def test_a_snapshot_round_trips_and_a_foreign_one_is_refused() -> None:
         st.from_json({**st.to_json(state), "schema": 99})
     with pytest.raises(ValueError):
         st.from_json({"schema": st.SCHEMA_VERSION, "nodes": {}})
+
+
+def test_a_snapshot_body_is_what_asdict_gives_with_signals_as_lists() -> None:
+    state, _ = play(dag())
+    state = dataclasses.replace(state, signals={"go": ({"n": 1}, "x")})
+    expected = {"schema": st.SCHEMA_VERSION, **dataclasses.asdict(state), "signals": {"go": [{"n": 1}, "x"]}}
+    assert st.to_json(state) == expected
+    assert json.dumps(st.to_json(state), sort_keys=True) == json.dumps(expected, sort_keys=True)
 
 
 def test_an_event_out_of_sequence_is_refused() -> None:

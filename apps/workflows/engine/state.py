@@ -7,7 +7,7 @@ and a snapshot that does not decode is ignored in favour of a full replay.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from operator import itemgetter
 from typing import Any
@@ -219,14 +219,20 @@ def fold(state: ExecutionState, events: Iterable[EventRecord]) -> ExecutionState
     return state
 
 
-def to_json(state: ExecutionState) -> dict[str, Any]:
-    body = asdict(state)
-    body["signals"] = {k: list(v) for k, v in state.signals.items()}
-    return {"schema": SCHEMA_VERSION, **body}
-
-
 _NODE_STATUSES = {s.value: s for s in NodeStatus}
 _NODE_FIELDS = tuple(f.name for f in fields(NodeState))
+_HEAD_FIELDS = tuple(f.name for f in fields(ExecutionState) if f.name not in ("nodes", "signals"))
+
+
+def to_json(state: ExecutionState) -> dict[str, Any]:
+    """The snapshot body: what ``dataclasses.asdict`` gives, built shallowly (asdict deep-copies every
+    value, 30 to 50 ms for a thousand nodes, inside the apply transaction)."""
+    body: dict[str, Any] = {"schema": SCHEMA_VERSION, **{name: getattr(state, name) for name in _HEAD_FIELDS}}
+    body["nodes"] = {k: {name: getattr(n, name) for name in _NODE_FIELDS} for k, n in state.nodes.items()}
+    body["signals"] = {k: list(v) for k, v in state.signals.items()}
+    return body
+
+
 assert _NODE_FIELDS[0] == "status"
 _node_rest = itemgetter(*_NODE_FIELDS[1:])
 
