@@ -10,7 +10,7 @@ from typing import Any
 from django.db import InterfaceError, OperationalError, close_old_connections
 
 from apps.workflows.errors import ShardNotOwned
-from apps.workflows.services import celery_nodes, commands, dispatch, nodes
+from apps.workflows.services import celery_nodes, commands, dispatch, doorbell, nodes
 from workflow_engine.celery import app
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,10 @@ def engine_task(name: str) -> Callable[[Callable[..., None]], Any]:
 
 @engine_task("workflows.apply_commands")
 def apply_commands(execution_id: str, recover: bool = False) -> None:
+    apply_one(execution_id, recover)
+
+
+def apply_one(execution_id: str, recover: bool = False) -> None:
     try:
         commands.apply_pending(execution_id, recover=recover)
     except ShardNotOwned as exc:
@@ -57,6 +61,18 @@ def apply_commands(execution_id: str, recover: bool = False) -> None:
             "hint for a shard we do not own", extra={"execution_id": execution_id, "reason": str(exc)}
         )
         requeue(execution_id, recover)
+
+
+@engine_task("workflows.apply_shard")
+def apply_shard(shard_id: int) -> None:
+    """Apply every execution queued at the shard's doorbell, each in its own transaction."""
+    queued = doorbell.answer(shard_id)
+    for i, execution_id in enumerate(queued):
+        try:
+            apply_one(execution_id)
+        except TRANSIENT:
+            doorbell.put_back(shard_id, queued[i:])  # the retry of this message takes them again
+            raise
 
 
 def requeue(execution_id: str, recover: bool) -> None:

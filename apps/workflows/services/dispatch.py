@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from apps.cluster.sharding import queue_name
+from apps.workflows.services import doorbell
 
 if TYPE_CHECKING:
     from apps.workflows.engine.decide import RunNode
@@ -22,10 +23,18 @@ NODE_QUEUE = "wf.nodes"
 def apply_hint(
     execution_id: str, shard_id: int, *, recover: bool = False, countdown: float | None = None
 ) -> None:
-    """Wake the owner of ``shard_id`` to apply the execution's pending commands."""
-    from apps.workflows.tasks import apply_commands
+    """Wake the owner of ``shard_id`` to apply the execution's pending commands.
+
+    A plain hint goes through the shard's doorbell (``doorbell``), which sends one message for all the
+    executions of a shard that wait meanwhile; a recovery or a delayed hint is a message of its own.
+    """
+    from apps.workflows.tasks import apply_commands, apply_shard
 
     try:
+        if not recover and countdown is None:
+            if doorbell.ring(shard_id, execution_id):
+                apply_shard.apply_async((shard_id,), queue=queue_name(shard_id))
+            return
         apply_commands.apply_async(
             (execution_id,), {"recover": recover}, queue=queue_name(shard_id), countdown=countdown
         )
