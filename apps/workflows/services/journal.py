@@ -44,14 +44,20 @@ class _EntityCache:
 
     def drop(self, execution_id: str) -> None:
         self._items.pop(execution_id, None)
+        metrics.workflow_entity_count.set(len(self._items))
 
     def clear(self) -> None:
         self._items.clear()
+        metrics.workflow_entity_count.set(0)
 
     def _passivate(self) -> None:
         deadline = time.monotonic() - engine_settings.passivate_idle_entity_after
+        passivated = False
         while self._items and next(iter(self._items.values()))[1] < deadline:
             self._items.popitem(last=False)
+            passivated = True
+        if passivated:
+            metrics.workflow_entity_count.set(len(self._items))
 
     def __len__(self) -> int:
         return len(self._items)
