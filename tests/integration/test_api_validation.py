@@ -253,6 +253,22 @@ def test_it_versions_an_update_only_when_the_body_changed(rest: APIClient, creat
     assert rest.get(url).json()["name"] == "renamed"
 
 
+def test_a_start_after_an_update_runs_the_new_version_and_a_deleted_workflow_starts_nothing(
+    rest: APIClient, created: dict[str, Any]
+) -> None:
+    url = f"/api/v1/workflows/{created['id']}"
+    before = rest.post(f"{url}/execute").json()["executionId"]  # this process now believes version 1
+    rest.put(url, {**created, "name": "renamed"}, format="json")
+
+    after = rest.post(f"{url}/execute").json()["executionId"]
+    versions = dict(Execution.objects.filter(pk__in=[before, after]).values_list("id", "version__number"))
+    assert (versions[before], versions[after]) == (1, 2)
+
+    Execution.objects.filter(pk__in=[before, after]).update(status="cancelled")  # nothing active: deletable
+    assert rest.delete(url).status_code == 200
+    assert_error(rest.post(f"{url}/execute"), 404, "not_found")
+
+
 def test_it_refuses_an_update_whose_body_names_another_workflow(
     rest: APIClient, created: dict[str, Any]
 ) -> None:

@@ -99,10 +99,18 @@ def _started_by(command_id: str) -> Execution | None:
 
 
 def _start(request: _Request) -> Started:
+    believed = None if request.version_id else _current_versions.get(request.workflow_id)
+    if believed is not None and not admission.concurrency_of(believed).limited:
+        execution = _insert(request, believed, current=believed)
+        if execution is not None:
+            return Started(execution, True, "started")
     current = _current_version(request.workflow_id)  # NotFound for a deleted workflow, even when pinned
     version = request.version_id or current
     if not admission.concurrency_of(version).limited:
-        return Started(_insert(request, version), True, "started")
+        execution = _insert(request, version, current=current)
+        if execution is None:  # the workflow was updated or deleted in between: start over
+            return _start(request)
+        return Started(execution, True, "started")
     with transaction.atomic():
         if admission.lock(request.workflow_id) is None:
             raise NotFound(f"Workflow {request.workflow_id!r} not found.")
@@ -112,36 +120,52 @@ def _start(request: _Request) -> Started:
         return Started(_create(request, version, queued=outcome == "queued"), True, outcome)
 
 
+# workflow id -> the current version this process last saw. Only a belief: the start's INSERT inserts
+# nothing unless it is still the current version, and the start then reads it again. It saves a start the
+# round trip of that read.
+_current_versions: dict[str, int] = {}
+_MAX_REMEMBERED = 4096
+
+
 def _current_version(workflow_id: str) -> int:
     with connection.cursor() as cur:
         cur.execute("SELECT current_version_id FROM workflows_workflow WHERE id = %s", [workflow_id])
         row = cur.fetchone()
     if row is None or row[0] is None:
+        _current_versions.pop(workflow_id, None)
         raise NotFound(f"Workflow {workflow_id!r} not found.")
+    if len(_current_versions) >= _MAX_REMEMBERED:
+        _current_versions.clear()
+    _current_versions[workflow_id] = int(row[0])
     return int(row[0])
 
 
 # The execution row and its start command in one statement, so one round trip and (outside a transaction)
-# one commit. A deleted workflow or a duplicate key fails it whole with an IntegrityError.
+# one commit. It inserts nothing if ``current`` is no longer the workflow's current version (or the workflow
+# is gone); a duplicate key fails it whole with an IntegrityError.
 _INSERT_SQL = """WITH e AS (
     INSERT INTO workflows_execution (id, workflow_id, version_id, shard_id, status, last_seq, trigger,
         start_key, input, error, running_nodes, created_at)
-    VALUES (%(id)s, %(workflow)s, %(version)s, %(shard)s, 'pending', 0, %(trigger)s, %(key)s,
-        %(input)s::jsonb, '', '[]', %(now)s)
+    SELECT %(id)s, w.id, %(version)s, %(shard)s, 'pending', 0, %(trigger)s, %(key)s,
+        %(input)s::jsonb, '', '[]', %(now)s
+    FROM workflows_workflow w WHERE w.id = %(workflow)s AND w.current_version_id = %(current)s
     RETURNING id, created_at
 )
 INSERT INTO workflows_command (id, execution_id, type, payload, created_at)
-SELECT %(command)s, e.id, 'start', '{}', e.created_at FROM e"""
+SELECT %(command)s, e.id, 'start', '{}', e.created_at FROM e
+RETURNING execution_id"""
 
 
-def _insert(request: _Request, version_id: int) -> Execution:
-    """Start an execution of a workflow without a concurrency limit (no admission lock needed)."""
+def _insert(request: _Request, version_id: int, *, current: int) -> Execution | None:
+    """Start an execution of a workflow without a concurrency limit (no admission lock needed); ``None`` if
+    ``current`` is not the workflow's current version any more."""
     execution_id = new_execution_id()
     shard, key = shard_of(execution_id), request.command_id or ""
     params: dict[str, Any] = {
         "id": execution_id,
         "workflow": request.workflow_id,
         "version": version_id,
+        "current": current,
         "shard": shard,
         "trigger": request.trigger,
         "key": key,
@@ -153,6 +177,10 @@ def _insert(request: _Request, version_id: int) -> Execution:
     savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
     with savepoint, connection.cursor() as cur:
         cur.execute(_INSERT_SQL, params)
+        inserted = cur.fetchone() is not None
+    if not inserted:
+        _current_versions.pop(request.workflow_id, None)
+        return None
     execution = Execution(
         id=execution_id,
         workflow_id=request.workflow_id,
