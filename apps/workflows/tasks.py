@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from psycopg.errors import LockNotAvailable
 
@@ -80,8 +81,8 @@ def apply_shard(shard_id: int) -> None:
 
     Several are applied in one transaction, each in a savepoint of its own: one commit, so one ``fsync``,
     for the lot, and an execution that fails (a bug, a unique violation) rolls back only its savepoint. A
-    transient error (lock timeout, lost connection) rolls back all of them: they go back to the doorbell
-    and the message is retried.
+    locked row (lock timeout) is retried alone; a lost connection or another transient error rolls back all
+    of them: they go back to the doorbell and the message is retried.
     """
     queued = doorbell.answer(shard_id)
     if len(queued) == 1:
@@ -91,8 +92,8 @@ def apply_shard(shard_id: int) -> None:
         with transaction.atomic():
             for execution_id in queued:
                 _apply_isolated(execution_id)
-    except TRANSIENT:
-        doorbell.put_back(shard_id, queued)
+    except (*TRANSIENT, SoftTimeLimitExceeded):
+        doorbell.put_back(shard_id, queued)  # all rolled back: the retry (or the next ring) takes them again
         raise
 
 
@@ -105,7 +106,7 @@ def _apply_isolated(execution_id: str) -> None:
         # its row is held elsewhere (a paused process): only this one waits, with a hint of its own
         logger.warning("execution row locked; retrying it alone", extra={"execution_id": execution_id})
         requeue(execution_id, False)
-    except TRANSIENT:
+    except (*TRANSIENT, SoftTimeLimitExceeded):
         raise
     except Exception:  # its savepoint is rolled back; its commands stay for the sweeper, the others go on
         logger.exception("apply failed", extra={"execution_id": execution_id})
