@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 
-from django.db import connection
-
 from apps.workflows.conf import engine_settings
 from apps.workflows.errors import ShardNotOwned
 
@@ -24,16 +22,6 @@ def queue_name(shard_id: int) -> str:
 # ``FOR SHARE`` (not ``KEY SHARE``) conflicts with the coordinator's ``UPDATE`` of the lease, so an epoch bump
 # waits for in-flight appends of the old owner, and appends after the bump see the new owner.
 FENCE_SQL = "SELECT owner, epoch FROM cluster_shardlease WHERE shard_id = %s FOR SHARE"
-
-
-def fence(shard_id: int, node_id: str | None) -> int:
-    """The shard's epoch if ``node_id`` owns it, else ``ShardNotOwned``. Call inside the append."""
-    with connection.cursor() as cur:
-        cur.execute(FENCE_SQL, [shard_id])
-        row = cur.fetchone()
-    check_owner(shard_id, row[0] if row else None, node_id)
-    assert row is not None
-    return int(row[1])
 
 
 def check_owner(shard_id: int, owner: str | None, node_id: str | None) -> None:

@@ -17,7 +17,7 @@ from apps.workflows.engine import decide as d
 from apps.workflows.engine.dsl import WorkflowDef
 from apps.workflows.engine.graph import Graph
 from apps.workflows.engine.state import EventRecord, ExecutionState
-from apps.workflows.models import Command, Execution, ExecutionLog, NodeOutput
+from apps.workflows.models import Command, Execution, NodeOutput
 from apps.workflows.services import runner
 
 
@@ -60,8 +60,9 @@ class Batch:
     timers: list[d.Timer] = field(default_factory=list)
     stops: list[tuple[str, int]] = field(default_factory=list)
     outputs: dict[str, list[Any]] = field(default_factory=dict)
-    output_rows: list[NodeOutput] = field(default_factory=list)
-    logs: list[ExecutionLog] = field(default_factory=list)
+    # rows for services/persist.py, in the shape its JSON parameters take
+    output_rows: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def now_ms(self) -> int:
@@ -104,14 +105,13 @@ class Batch:
     def _store_output(self, node_id: str, attempt: int, records: list[Any], size: int = 0) -> None:
         self.outputs[node_id] = records
         self.output_rows.append(
-            NodeOutput(
-                execution_id=self.execution.id,
-                node_id=node_id,
-                attempt=attempt,
-                records=records,
-                record_count=len(records),
-                size_bytes=size,
-            )
+            {
+                "node_id": node_id,
+                "attempt": attempt,
+                "records": records,
+                "record_count": len(records),
+                "size_bytes": size,
+            }
         )
 
     def _inputs(self, node_id: str) -> list[Any]:
@@ -122,10 +122,8 @@ class Batch:
         self.outputs.update(load_outputs(self.execution.id, {u: self.state.node(u).attempt for u in missing}))
         return self.outputs
 
-    def _log(self, message: str, node_id: str = "") -> ExecutionLog:
-        return ExecutionLog(
-            execution_id=self.execution.id, node_id=node_id, message=message, created_at=self.now
-        )
+    def _log(self, message: str, node_id: str = "") -> dict[str, Any]:
+        return {"node_id": node_id, "level": "INFO", "message": message}
 
 
 def load_outputs(execution_id: str, attempts: dict[str, int]) -> dict[str, list[Any]]:

@@ -111,13 +111,25 @@ def _start(request: _Request) -> Started:
         if execution is None:  # the workflow was updated or deleted in between: start over
             return _start(request)
         return Started(execution, True, "started")
+    return _admit_locked(request)
+
+
+def _admit_locked(request: _Request) -> Started:
+    """A workflow with a concurrency limit: decide under its row lock (``admission``)."""
     with transaction.atomic():
-        if admission.lock(request.workflow_id) is None:
+        workflow = admission.lock(request.workflow_id)
+        if workflow is None or workflow.current_version_id is None:
             raise NotFound(f"Workflow {request.workflow_id!r} not found.")
+        current = workflow.current_version_id  # cannot change while the row is locked
+        version = request.version_id or current
         outcome = _admission(request.workflow_id, version)
         if outcome == "skipped":
             return Started(None, False, "skipped")
-        return Started(_create(request, version, queued=outcome == "queued"), True, outcome)
+        if outcome == "queued":
+            return Started(_queue(request, version), True, outcome)
+        execution = _insert(request, version, current=current)
+        assert execution is not None
+        return Started(execution, True, outcome)
 
 
 # workflow id -> the current version this process last saw. Only a belief: the start's INSERT inserts
@@ -199,7 +211,8 @@ def _insert(request: _Request, version_id: int, *, current: int) -> Execution | 
 def _admission(workflow_id: str, version_id: int) -> str:
     """``started``, ``queued`` or ``skipped``; ``Conflict`` when the policy rejects (under the row lock)."""
     limit = admission.concurrency_of(version_id)
-    assert limit.max_running is not None  # only limited workflows are admitted
+    if not limit.limited or limit.max_running is None:  # the version changed to one without a limit
+        return "started"
     if admission.active_count(workflow_id) < limit.max_running:
         return "started"
     if limit.policy == "reject":
@@ -210,21 +223,16 @@ def _admission(workflow_id: str, version_id: int) -> str:
     return {"queue": "queued", "skip": "skipped"}[limit.policy]
 
 
-def _create(request: _Request, version_id: int, *, queued: bool) -> Execution:
+def _queue(request: _Request, version_id: int) -> Execution:
+    """A ``queued`` execution: no start command until a slot frees (``admission.release``)."""
     execution_id = new_execution_id()
-    execution = Execution.objects.create(
+    return Execution.objects.create(
         id=execution_id,
         workflow_id=request.workflow_id,
         version_id=version_id,
         shard_id=shard_of(execution_id),
         trigger=request.trigger,
-        status=ExecutionStatus.QUEUED if queued else ExecutionStatus.PENDING,
+        status=ExecutionStatus.QUEUED,
         start_key=request.command_id or "",
         input=request.input,
     )
-    if not queued:
-        Command.objects.create(
-            id=request.command_id or f"start:{execution_id}", execution=execution, type="start"
-        )
-        transaction.on_commit(lambda: dispatch.apply_hint(execution.id, execution.shard_id))
-    return execution

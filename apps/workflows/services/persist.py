@@ -93,21 +93,8 @@ def _params(batch: Batch, pending: Sequence[Command], epoch: int, finished: bool
         "finished": finished,
         "events": to_json([{"seq": e.seq, "type": e.type, "payload": e.payload} for e in batch.events]),
         "head": to_json([_head(batch)] if batch.events else []),
-        "outputs": to_json(
-            [
-                {
-                    "node_id": o.node_id,
-                    "attempt": o.attempt,
-                    "records": o.records,
-                    "record_count": o.record_count,
-                    "size_bytes": o.size_bytes,
-                }
-                for o in batch.output_rows
-            ]
-        ),
-        "logs": to_json(
-            [{"node_id": log.node_id, "level": log.level, "message": log.message} for log in batch.logs]
-        ),
+        "outputs": to_json(batch.output_rows),
+        "logs": to_json(batch.logs),
         # a finished execution's timers are deleted below; do not write new ones only to delete them
         "timers": to_json(
             []
