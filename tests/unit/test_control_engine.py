@@ -32,7 +32,7 @@ def node(node_id: str, node_type: str, **extra: Any) -> dict[str, Any]:
 
 
 def chain(*middle: dict[str, Any], **settings: Any) -> Any:
-    nodes = [node("src", "sequence.numbers"), *middle, node("out", "file.text", config={"path": "/tmp/x"})]
+    nodes = [node("src", "sequence.numbers"), *middle, node("out", "file.text", config={"path": "x.txt"})]
     ids = [n["id"] for n in nodes]
     return graph_of(nodes, list(pairwise(ids)), **settings)
 
@@ -42,7 +42,7 @@ def io_graph(**io: Any) -> Any:
     settings = io.pop("settings", {})
     nodes = [
         node("src", "sequence.numbers"),
-        node("io", "file.csv", config={"path": "/tmp/in.csv"}, **io),
+        node("io", "file.csv", config={"path": "in.csv"}, **io),
         node("out", "aggregate.count"),
     ]
     return graph_of(nodes, [("src", "out"), ("io", "out")], **settings)

@@ -104,7 +104,7 @@ def test_a_body_that_is_not_the_dsl_is_refused(raw: Any) -> None:
 
 def test_file_text_is_a_sink_when_it_has_inputs() -> None:
     wf = validate(
-        body([("s", "sequence.numbers", {}), ("out", "file.text", {"path": "/tmp/x.txt"})], [("s", "out")])
+        body([("s", "sequence.numbers", {}), ("out", "file.text", {"path": "x.txt"})], [("s", "out")])
     )
     assert compile_graph(wf, catalogue_resolver).nodes["out"].category == "sink"
 
@@ -114,10 +114,10 @@ def dag() -> Any:
         [
             ("a", "sequence.numbers", {}),
             ("b", "memory.collection", {"data": [1]}),
-            ("m", "file.csv", {"path": "/tmp/in.csv"}),
+            ("m", "file.csv", {"path": "in.csv"}),
             ("x", "distinct", {}),
             ("k1", "console.log", {}),
-            ("k2", "file.text", {"path": "/tmp/out.txt"}),
+            ("k2", "file.text", {"path": "out.txt"}),
         ],
         [("a", "x"), ("b", "x"), ("x", "k1"), ("x", "k2"), ("m", "k1")],
     )

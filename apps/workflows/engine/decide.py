@@ -8,6 +8,8 @@ state transitions exactly-once (invariant 2). What must happen later is returned
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +20,8 @@ from apps.workflows.engine.state import (
     ExecStatus,
     ExecutionState,
     NodeStatus,
-    apply,
+    apply_in_place,
+    owned,
 )
 from apps.workflows.engine.waits import rejection_of
 
@@ -79,7 +82,25 @@ class Signal:
     by: str = ""
 
 
-Command = Start | NodeSucceeded | NodeFailed | TimerFired | Cancel | Pause | Resume | RetryFailed | Signal
+@dataclass(frozen=True)
+class RunStartedInline:
+    """Run the inline attempts that were started but left for a later transaction (``services/batch.py``
+    bounds the inline work of one transaction): they are the inline attempts still running, since an inline
+    attempt runs only inside the transaction of its shard's owner."""
+
+
+Command = (
+    Start
+    | NodeSucceeded
+    | NodeFailed
+    | TimerFired
+    | Cancel
+    | Pause
+    | Resume
+    | RetryFailed
+    | Signal
+    | RunStartedInline
+)
 
 
 @dataclass(frozen=True)
@@ -109,10 +130,18 @@ class Decision:
     stops: list[tuple[str, int]] = field(default_factory=list)
     # outputs of nodes completed by the decision itself: ("passthrough", None) or ("records", [...])
     outputs: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    # nodes found ready and not started yet, as (position in graph.order, node id): a heap
+    ready: list[tuple[int, str]] = field(default_factory=list, repr=False)
+    # node id -> how many of its upstream nodes, in edge order, are known completed (see ``decide``)
+    upstream_done: dict[str, int] = field(default_factory=dict, repr=False)
+    # whether ``state.nodes`` is this decision's to update in place; if not, the first event copies it
+    owns_state: bool = field(default=False, repr=False)
 
     def emit(self, event_type: str, payload: dict[str, Any]) -> None:
+        if not self.owns_state:
+            self.state, self.owns_state = owned(self.state), True
         event = EventRecord(self.state.last_seq + 1, event_type, payload)
-        self.state = apply(self.state, event)
+        self.state = apply_in_place(self.state, event)
         self.events.append(event)
 
 
@@ -132,9 +161,28 @@ class _Ctx:
         return {**self.base(state), "nodeId": node.id, "nodeType": node.node_type, "attempt": attempt}
 
 
-def decide(state: ExecutionState, graph: Graph, command: Command, now_ms: int) -> Decision:
-    """Events and follow-up work for ``command``; an empty decision when it changes nothing."""
-    d, ctx = Decision(state), _Ctx(graph, now_ms)
+def decide(
+    state: ExecutionState,
+    graph: Graph,
+    command: Command,
+    now_ms: int,
+    *,
+    owned_state: bool = False,
+    upstream_done: dict[str, int] | None = None,
+) -> Decision:
+    """Events and follow-up work for ``command``; an empty decision when it changes nothing.
+
+    Its cost follows what the command changes, not the graph's size: a node's result looks at that node's
+    downstream nodes only. Only a start, a resume and a retry of failed nodes look at every node.
+
+    A caller deciding many commands in a row (``services/batch.py``) passes ``owned_state``: it owns
+    ``state.nodes`` (``state.owned``) and gives it up, so it is not copied; and the same ``upstream_done``
+    dict each time, so that a fan-in of n nodes costs n checks in all rather than n². It holds counts of
+    leading upstream nodes seen completed, valid for any later state of the execution (a completed node
+    stays completed); never pass it with an earlier state."""
+    memo = {} if upstream_done is None else upstream_done
+    d = Decision(state, upstream_done=memo, owns_state=owned_state)
+    ctx = _Ctx(graph, now_ms)
     if state.terminal and not isinstance(command, RetryFailed):
         return d
     handler = _HANDLERS[type(command)]
@@ -162,17 +210,34 @@ def _workflow_timer(d: Decision, ctx: _Ctx) -> None:
         d.timers.append(Timer("workflow_timeout", "", d.state.last_seq, ctx.now_ms + timeout))
 
 
-def _start_ready(d: Decision, ctx: _Ctx) -> None:
+def _start_ready(d: Decision, ctx: _Ctx, candidates: Iterable[str] | None = None) -> None:
+    """Start every pending node whose upstream nodes all completed, lowest position in ``graph.order``
+    first (also across nested calls: a node completed on start, by a buffered signal, starts its own).
+
+    Only ``candidates`` can have become ready: the downstream nodes of a node that just completed, since
+    every other ready node was started when it became ready. ``None`` looks at every node (a start, a resume,
+    a retry of failed nodes: what a pause or a failure left unstarted)."""
     if d.state.status != ExecStatus.RUNNING:
         return  # paused: nothing new starts; resume picks up from here
-    for node_id in ctx.graph.order:
-        node = ctx.graph.nodes[node_id]
-        if d.state.status != ExecStatus.RUNNING:
-            return
-        if d.state.node(node_id).status != NodeStatus.PENDING:
-            continue
-        if all(d.state.node(u).status == NodeStatus.COMPLETED for u in node.upstream):
-            _start_node(d, ctx, node)
+    position = ctx.graph.position
+    for node_id in ctx.graph.order if candidates is None else candidates:
+        if _is_ready(d, ctx.graph.nodes[node_id]):
+            heapq.heappush(d.ready, (position[node_id], node_id))
+    while d.ready and d.state.status == ExecStatus.RUNNING:
+        _, node_id = heapq.heappop(d.ready)
+        if d.state.node(node_id).status == NodeStatus.PENDING:  # not started by a nested call meanwhile
+            _start_node(d, ctx, ctx.graph.nodes[node_id])
+
+
+def _is_ready(d: Decision, node: GraphNode) -> bool:
+    """Pending, with every upstream node completed; resumes where the last check of the node stopped."""
+    if d.state.node(node.id).status != NodeStatus.PENDING:
+        return False
+    upstream, done = node.upstream, d.upstream_done.get(node.id, 0)
+    while done < len(upstream) and d.state.node(upstream[done]).status == NodeStatus.COMPLETED:
+        done += 1
+    d.upstream_done[node.id] = done
+    return done == len(upstream)
 
 
 def _start_node(d: Decision, ctx: _Ctx, node: GraphNode) -> None:
@@ -225,14 +290,14 @@ def _complete_node(
         "NodeExecutionCompleted",
         {**ctx.node_base(d.state, node, attempt), "duration": duration, "recordsProcessed": records, **extra},
     )
-    if all(d.state.node(n).status == NodeStatus.COMPLETED for n in ctx.graph.nodes):
+    if d.state.completed == len(ctx.graph.nodes):  # the state holds nodes of this graph only
         started = d.state.started_ms or ctx.now_ms
         d.emit(
             "WorkflowCompleted",
             {**ctx.base(d.state), "duration": ctx.now_ms - started, "completedNodes": len(ctx.graph.nodes)},
         )
         return
-    _start_ready(d, ctx)
+    _start_ready(d, ctx, node.downstream)
 
 
 def _node_failed(d: Decision, ctx: _Ctx, c: NodeFailed) -> None:
@@ -375,7 +440,9 @@ def _signal(d: Decision, ctx: _Ctx, c: Signal) -> None:
 
 def _deliver_signals(d: Decision, ctx: _Ctx) -> None:
     """Hand buffered signals to the nodes waiting for them, in graph order, one signal per node."""
-    for node_id in ctx.graph.order:
+    for node_id in ctx.graph.signal_waiters:
+        if not d.state.signals:
+            return  # nothing to hand out: a fan-out of approvals starts in linear time
         node, state = ctx.graph.nodes[node_id], d.state.node(node_id)
         if state.status != NodeStatus.WAITING or node.wait is None or node.wait.signal is None:
             continue
@@ -406,6 +473,14 @@ def _deliver_signals(d: Decision, ctx: _Ctx) -> None:
             )
 
 
+def _run_started_inline(d: Decision, ctx: _Ctx, c: RunStartedInline) -> None:
+    d.runs.extend(
+        RunNode(node_id, s.attempt, True, ctx.graph.nodes[node_id].behavior)
+        for node_id, s in d.state.nodes.items()
+        if s.status == NodeStatus.RUNNING and ctx.graph.nodes[node_id].inline
+    )
+
+
 _HANDLERS: dict[type, Any] = {
     Start: _start,
     NodeSucceeded: _node_succeeded,
@@ -416,6 +491,7 @@ _HANDLERS: dict[type, Any] = {
     Resume: _resume,
     RetryFailed: _retry_failed,
     Signal: _signal,
+    RunStartedInline: _run_started_inline,
 }
 
 

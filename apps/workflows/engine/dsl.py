@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from apps.workflows.engine.policies import WorkflowPolicies, parse_retry, parse_settings, parse_timeout
@@ -48,7 +49,11 @@ class WorkflowDef:
     policies: WorkflowPolicies = field(default_factory=WorkflowPolicies)
 
     def node(self, node_id: str) -> NodeDef:
-        return next(n for n in self.nodes if n.id == node_id)
+        return self._by_id[node_id]
+
+    @cached_property
+    def _by_id(self) -> Mapping[str, NodeDef]:
+        return {n.id: n for n in self.nodes}
 
 
 def _type_problem(value: Any, expected: type | tuple[type, ...], what: str) -> list[str]:
@@ -78,6 +83,12 @@ def _optional(
 
 
 MAX_ID_LENGTH = 200
+# A definition's size limits (docs/security.md). Validation, compilation and each apply are linear in the
+# graph's size, so these bound the work of one request and of one execution's state rather than protect a
+# quadratic step; the request body limit (DATA_UPLOAD_MAX_MEMORY_SIZE) applies first.
+MAX_NODES = 10_000
+MAX_EDGES = 50_000
+_MAX_ITEMS = {"nodes": MAX_NODES, "edges": MAX_EDGES}
 
 
 def _identifier(value: str | None, field: str, out: Problems) -> str | None:
@@ -121,6 +132,9 @@ def _check_tags(body: Mapping[str, Any], out: Problems) -> None:
 def _parse_list(body: Mapping[str, Any], key: str, item: Any, out: Problems) -> list[Any] | None:
     items = _required(body, key, list, "an array", "", out)
     if items is None:
+        return None
+    if len(items) > _MAX_ITEMS[key]:  # before reading them: a huge list is refused at the cost of len()
+        out[key] = [f"At most {_MAX_ITEMS[key]} {key} (got {len(items)})."]
         return None
     parsed = [item(raw, f"{key}[{i}].", out) for i, raw in enumerate(items)]
     return None if any(p is None for p in parsed) else parsed

@@ -3,22 +3,41 @@
 A batch folds commands through ``decide``, runs inline nodes as they become ready, and collects everything the
 decisions ask for: events, node runs for Celery, timers, attempts to stop, and outputs of nodes the engine
 completed itself (a delay's pass-through, a signal's payload).
+
+The inline work of one batch is bounded (``INLINE_BUDGET_SECONDS``, ``INLINE_BUDGET_RUNS``): the executions of
+a shard are applied one after another, often in one transaction, so a fan-out of thousands of inline nodes run
+in one go would hold every other execution of its shard for as long. Past the budget, the inline attempts
+already started stay running, and the one row a batch writes itself, a ``run_started_inline`` inbox command,
+continues them in a transaction of their own, after whatever else rang the shard's doorbell meanwhile. Being
+a command, it is never lost: the sweeper re-sends an unprocessed one (invariant 4).
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
+
 from apps.workflows.engine import decide as d
+from apps.workflows.engine import state as st
 from apps.workflows.engine.dsl import WorkflowDef
 from apps.workflows.engine.graph import Graph
 from apps.workflows.engine.state import EventRecord, ExecutionState
 from apps.workflows.models import Command, Execution, NodeOutput
-from apps.workflows.services import runner
+from apps.workflows.services import dispatch, runner
+
+# A batch stops running inline nodes once it has run this many, or run them for this long (whichever comes
+# first, and after one at least, so that every transaction moves its execution forward).
+INLINE_BUDGET_RUNS = 500
+INLINE_BUDGET_SECONDS = 0.25
+
+
+RUN_STARTED_INLINE = "run_started_inline"
 
 
 def _start(p: dict[str, Any]) -> d.Command:
@@ -37,6 +56,7 @@ _BUILDERS = {
     "resume": lambda p: d.Resume(p.get("by", "")),
     "retry_failed": lambda p: d.RetryFailed(p.get("by", "")),
     "signal": lambda p: d.Signal(p["name"], p.get("payload"), p.get("by", "")),
+    RUN_STARTED_INLINE: lambda p: d.RunStartedInline(),
 }
 COMMAND_TYPES = tuple(_BUILDERS)
 
@@ -63,6 +83,15 @@ class Batch:
     # rows for services/persist.py, in the shape its JSON parameters take
     output_rows: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
+    upstream_done: dict[str, int] = field(default_factory=dict)  # decide's memo, one per batch
+    inline_runs: int = 0
+    deferred: str | None = None  # the id of the run_started_inline command this batch wrote
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        # one copy of the nodes mapping per batch, updated in place by every decision (``decide``), never
+        # the hydrated state itself: the entity cache may hold it, and a rollback must leave it as it was
+        self.state = st.owned(self.state)
 
     @property
     def now_ms(self) -> int:
@@ -72,10 +101,40 @@ class Batch:
         inline: deque[d.RunNode] = deque()
         self._decide(command, inline)
         while inline:
+            if self._over_budget():
+                inline.clear()  # started, left running: the run_started_inline command finds them
+                self._defer()
+                return
+            self.inline_runs += 1
             self._decide(self._run_inline(inline.popleft()), inline)
 
+    def _over_budget(self) -> bool:
+        if self.inline_runs == 0:
+            return False
+        return (
+            self.inline_runs >= INLINE_BUDGET_RUNS or time.monotonic() - self.started >= INLINE_BUDGET_SECONDS
+        )
+
+    def _defer(self) -> None:
+        """Continue the started inline attempts in a later transaction, once per batch (an execution that
+        has ended has nothing to continue: its running attempts were stopped)."""
+        if self.deferred is not None or self.state.terminal:
+            return
+        execution = self.execution
+        # unique: this batch ran an inline attempt, so its events moved last_seq past any earlier one's
+        self.deferred = f"{execution.id}:inline:{self.state.last_seq}"
+        Command.objects.create(id=self.deferred, execution_id=execution.id, type=RUN_STARTED_INLINE)
+        transaction.on_commit(lambda: dispatch.apply_hint(execution.id, execution.shard_id))
+
     def _decide(self, command: d.Command, inline: deque[d.RunNode]) -> None:
-        decision = d.decide(self.state, self.graph, command, self.now_ms)
+        decision = d.decide(
+            self.state,
+            self.graph,
+            command,
+            self.now_ms,
+            owned_state=True,
+            upstream_done=self.upstream_done,
+        )
         self.state = decision.state
         self.events.extend(decision.events)
         self.timers.extend(decision.timers)
