@@ -49,3 +49,24 @@ http_request_duration_seconds = Histogram(
     ["method", "path"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+# --- data that could wedge an execution (issue 10): every one of these is something an operator should see
+workflow_unstorable_scrubbed_total = Counter(
+    "workflow_unstorable_scrubbed_total",
+    "Engine-written rows (events, logs, head) holding a value jsonb refuses, stored scrubbed.",
+    ["what"],
+)
+workflow_apply_failures_total = Counter(
+    "workflow_apply_failures_total",
+    "Applies that failed on something neither transient nor a lock timeout, by what followed "
+    "(retry, cancelled, failed: the execution was ended; stuck: even ending it failed).",
+    ["outcome"],
+)
+workflow_apply_budget_exceeded_total = Counter(
+    "workflow_apply_budget_exceeded_total",
+    "Executions whose apply in a shard batch ran past apply-batch-budget; they are applied alone after.",
+)
+workflow_sweeper_stuck_total = Counter(
+    "workflow_sweeper_stuck_total",
+    "Executions the sweeper gave up re-driving (reported once as an execution_stuck cluster event).",
+    ["reason"],
+)

@@ -41,3 +41,15 @@ def hangs_once(records: list[Any], counter: str) -> list[Any]:
     if _attempt(counter) == 1:
         time.sleep(60)
     return records
+
+
+@app.task(name="tests.unstorable")
+def unstorable(records: list[Any], kind: str) -> list[Any]:
+    """Returns (or raises with) a value PostgreSQL's jsonb refuses (tests/integration/test_data_wedge.py)."""
+    if kind == "nul":
+        return [{"text": "before\x00after"}]
+    if kind == "nan":
+        return [{"scores": [1.0, {"deep": float("nan")}]}]
+    if kind == "raise-nul":
+        raise RuntimeError("broken \x00 payload " + "x" * 100_000)
+    return records

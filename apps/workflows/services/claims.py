@@ -66,7 +66,33 @@ def first_redrive(attempts: Sequence[tuple[str, str, int]], quiet: float) -> lis
         return []
     pipe = redis_client.client().pipeline()
     for execution_id, node_id, attempt in attempts:
-        pipe.set(
-            redis_client.key("redrive", execution_id, node_id, str(attempt)), "1", nx=True, ex=int(quiet)
-        )
+        key = redis_client.key("redrive", execution_id, node_id, str(attempt))
+        pipe.set(key, "1", nx=True, px=int(quiet * 1000))
     return [a for a, first in zip(attempts, pipe.execute(), strict=True) if first]
+
+
+REDRIVES_TTL = 3600  # seconds: an execution not re-driven for an hour starts its count again
+REPORTED_TTL = 86400  # seconds: an execution the sweeper gave up on is reported once a day at most
+
+
+def count_redrives(execution_ids: Sequence[str]) -> dict[str, int]:
+    """Add one re-drive to each execution; how many each has had (within ``REDRIVES_TTL`` of the last)."""
+    if not execution_ids:
+        return {}
+    pipe = redis_client.client().pipeline()
+    for execution_id in execution_ids:
+        key = redis_client.key("redrives", execution_id)
+        pipe.incr(key)
+        pipe.expire(key, REDRIVES_TTL)
+    counts = pipe.execute()[::2]
+    return {e: int(n) for e, n in zip(execution_ids, counts, strict=True)}
+
+
+def first_report(execution_ids: Sequence[str]) -> list[str]:
+    """The executions not reported as stuck within ``REPORTED_TTL``; marks them as reported now."""
+    if not execution_ids:
+        return []
+    pipe = redis_client.client().pipeline()
+    for execution_id in execution_ids:
+        pipe.set(redis_client.key("stuck", execution_id), "1", nx=True, ex=REPORTED_TTL)
+    return [e for e, first in zip(execution_ids, pipe.execute(), strict=True) if first]

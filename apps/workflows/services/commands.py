@@ -11,41 +11,48 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.cluster import identity
+from apps.cluster import identity, redis_client
 from apps.cluster.sharding import FENCE_SQL, check_owner
 from apps.workflows import metrics
+from apps.workflows.conf import engine_settings
 from apps.workflows.engine import decide as d
+from apps.workflows.engine import poison, storable
 from apps.workflows.engine.graph import Graph
 from apps.workflows.errors import ShardNotOwned
 from apps.workflows.models import Command, Execution
 from apps.workflows.services import admission, dispatch, journal, runner
-from apps.workflows.services.batch import Batch, to_engine
+from apps.workflows.services.batch import Batch, describe, to_engine
 from apps.workflows.services.persist import persist
 
 logger = logging.getLogger(__name__)
 
 
-def apply_pending(execution_id: str, *, recover: bool = False) -> None:
+def apply_pending(execution_id: str, *, recover: bool = False, budget: float | None = None) -> None:
     """Apply every unprocessed command of the execution; with ``recover``, also re-drive running attempts.
+
+    Every statement gets at most ``budget`` seconds (``apply-timeout`` by default), so that one execution's
+    apply cannot hold a shard batch or a worker for long: past it, PostgreSQL cancels the statement and the
+    transaction (or the caller's savepoint) rolls back with ``QueryCanceled``.
 
     Raises ``ShardNotOwned`` (and changes nothing) when this worker does not own the shard.
     """
     node_id = identity.current()
     try:
         with transaction.atomic():
-            _apply_locked(execution_id, node_id, recover)
+            _apply_locked(execution_id, node_id, recover, budget)
     except ShardNotOwned:
         metrics.workflow_fence_failures_total.inc()
         journal.cache.drop(execution_id)
         raise
 
 
-def _apply_locked(execution_id: str, node_id: str | None, recover: bool) -> None:
-    execution = _lock(execution_id)
+def _apply_locked(execution_id: str, node_id: str | None, recover: bool, budget: float | None) -> None:
+    execution = _lock(execution_id, budget)
     if execution is None:
         return
     epoch, pending = _fence_and_pending(execution.shard_id, execution_id, node_id)
@@ -65,8 +72,10 @@ def _apply_locked(execution_id: str, node_id: str | None, recover: bool) -> None
     _after_commit(batch, pending, was_terminal, queued_waiting)
 
 
-# A row held by a paused process fails fast; the task is retried with back-off (tasks.TRANSIENT).
-_LOCK_SQL = """SET LOCAL lock_timeout = '5s';
+# A row held by a paused process fails fast; the task is retried with back-off (tasks.TRANSIENT). The
+# statement timeout bounds the apply (``apply_pending``); both are local to the transaction, or to the
+# savepoint of a shard batch, and are set in the locking round trip itself.
+_LOCK_SQL = """SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true);
 SELECT id, workflow_id, version_id, shard_id, status, last_seq, input
 FROM workflows_execution WHERE id = %s FOR UPDATE"""
 
@@ -79,10 +88,15 @@ LEFT JOIN LATERAL (
 ) c ON true"""
 
 
-def _lock(execution_id: str) -> Execution | None:
-    """The head row, locked ``FOR UPDATE`` (one round trip with the lock timeout)."""
+LOCK_TIMEOUT = 5.0  # seconds
+
+
+def _lock(execution_id: str, budget: float | None = None) -> Execution | None:
+    """The head row, locked ``FOR UPDATE`` (one round trip with the lock and statement timeouts)."""
+    budget = engine_settings.apply_timeout if budget is None else budget
+    timeouts = [f"{int(min(LOCK_TIMEOUT, budget) * 1000)}ms", f"{int(budget * 1000)}ms"]
     with connection.cursor() as cur:
-        cur.execute(_LOCK_SQL, [execution_id])
+        cur.execute(_LOCK_SQL, [*timeouts, execution_id])
         cur.nextset()
         row = cur.fetchone()
     if row is None:
@@ -162,10 +176,118 @@ def _observe(batch: Batch, pending: list[Command], was_terminal: bool) -> None:
         metrics.workflow_execution_total.labels(state.workflow_id, "started").inc()
     if state.terminal and not was_terminal:
         metrics.workflow_execution_total.labels(state.workflow_id, state.status.value).inc()
-        duration = ((state.ended_ms or 0) - (state.started_ms or 0)) / 1000
+        # an execution failed before it started (its first apply kept failing) has no duration
+        duration = ((state.ended_ms or 0) - (state.started_ms or state.ended_ms or 0)) / 1000
         metrics.workflow_execution_duration_seconds.labels(state.workflow_id, state.status.value).observe(
             duration
         )
+
+
+# --- applies that keep failing (issue 10: no execution can be wedged by its data) ---------------------------
+
+
+def apply_failed(execution_id: str, error: BaseException) -> tuple[str, int]:
+    """After an apply of the execution failed on something neither transient nor a lock timeout, and rolled
+    back: a pending cancel is applied alone (cancel always wins), and the ``max-apply-failures``-th failure in
+    a row fails the execution with the reason in its journal.
+
+    Returns what happened (``cancelled``, ``failed``, ``retry``, or ``stuck`` when even that failed) and how
+    many applies have failed in a row. "In a row" means at the same ``last_seq``: progress starts the count
+    again, with nothing to reset on the hot path.
+    """
+    reason = storable.text(f"{type(error).__name__}: {error}".strip(), limit=1000)
+    failures = _count_failure(execution_id)
+    try:
+        with transaction.atomic():
+            outcome = _end_wedged(execution_id, failures, reason)
+    except Exception:
+        logger.exception("could not end an execution whose apply keeps failing", extra=_extra(execution_id))
+        outcome = "stuck"
+    metrics.workflow_apply_failures_total.labels(outcome).inc()
+    level = logging.WARNING if outcome == "retry" else logging.ERROR
+    logger.log(
+        level,
+        "apply failed (%s of %s): %s",
+        failures,
+        engine_settings.max_apply_failures,
+        reason,
+        extra={**_extra(execution_id), "outcome": outcome},
+    )
+    return outcome, failures
+
+
+def _extra(execution_id: str) -> dict[str, object]:
+    return {"execution_id": execution_id}
+
+
+FAILURES_TTL = 3600  # seconds: a count not added to for an hour starts again
+
+
+def _count_failure(execution_id: str) -> int:
+    """Failed applies of the execution at its current ``last_seq`` (Redis, so a migration is not needed)."""
+    last_seq = Execution.objects.filter(pk=execution_id).values_list("last_seq", flat=True).first()
+    key = redis_client.key("applyfail", execution_id, str(last_seq))
+    try:
+        pipe = redis_client.client().pipeline()
+        pipe.incr(key)
+        pipe.expire(key, FAILURES_TTL)
+        count, _ = pipe.execute()
+        return int(count)
+    except Exception:  # without Redis, count nothing: the sweeper's bound still reports it
+        logger.warning("could not count an apply failure", exc_info=True, extra=_extra(execution_id))
+        return 1
+
+
+def _end_wedged(execution_id: str, failures: int, reason: str) -> str:
+    """Under the row lock and the fence, as any apply: the cancel alone, or the failure, or nothing yet."""
+    execution = _lock(execution_id)
+    if execution is None:
+        return "retry"
+    epoch, pending = _fence_and_pending(execution.shard_id, execution_id, identity.current())
+    cancel = next((c for c in pending if c.type == "cancel"), None)
+    if cancel is None and failures < engine_settings.max_apply_failures:
+        return "retry"
+    batch = Batch(execution, *_compiled_or_none(execution), journal.hydrate(execution), timezone.now())
+    was_terminal = batch.state.terminal
+    if cancel is not None:
+        payload = cancel.payload if isinstance(cancel.payload, dict) else {}
+        reason = str(payload.get("reason") or "cancelled")
+        _end(
+            batch,
+            poison.cancel(
+                batch.state, execution.workflow_id, reason, str(payload.get("by", "")), batch.now_ms
+            ),
+        )
+    else:
+        reason = f"apply failed {failures} times: {reason}"
+        _end(batch, poison.fail(batch.state, execution.workflow_id, reason, batch.now_ms))
+    # the other pending commands are what failed; on an ended execution they would change nothing
+    for command in pending:
+        command.processed_at, command.processed_seq = batch.now, batch.state.last_seq
+    queued_waiting = persist(batch, pending, epoch, was_terminal)
+    _after_commit(batch, pending, was_terminal, queued_waiting)
+    return "cancelled" if cancel is not None else "failed"
+
+
+def _compiled_or_none(execution: Execution) -> tuple[Any, Any]:
+    """The version's definition and graph; ``None``s when they are what fails (a definition that no longer
+    validates): ending the execution needs neither, since it runs no node."""
+    try:
+        return runner.compiled(execution.version_id)
+    except Exception:
+        logger.warning(
+            "definition unusable while ending an execution", exc_info=True, extra=_extra(execution.id)
+        )
+        return None, None
+
+
+def _end(batch: Batch, decision: d.Decision) -> None:
+    batch.state = decision.state
+    batch.events.extend(decision.events)
+    batch.stops.extend(decision.stops)
+    batch.logs.extend(
+        {"node_id": "", "level": "INFO", "message": line} for line, _ in describe(decision.events)
+    )
 
 
 def submit(execution: Execution, command_type: str, payload: dict[str, object], command_id: str) -> bool:

@@ -42,6 +42,27 @@ def apply_hint(
         logger.warning("could not publish apply hint", exc_info=True, extra={"execution_id": execution_id})
 
 
+def apply_alone(execution_id: str, shard_id: int) -> None:
+    """A message of its own for one execution (one the doorbell must not batch with others)."""
+    from apps.workflows.tasks import apply_commands
+
+    try:
+        apply_commands.apply_async((execution_id,), queue=queue_name(shard_id))
+    except Exception:
+        logger.warning("could not publish apply hint", exc_info=True, extra={"execution_id": execution_id})
+
+
+def ring_again(shard_id: int, execution_ids: Sequence[str]) -> None:
+    """Hand executions a shard batch did not reach back to the doorbell, waking the owner if needed."""
+    from apps.workflows.tasks import apply_shard
+
+    try:
+        if doorbell.ring_again(shard_id, execution_ids):
+            apply_shard.apply_async((shard_id,), queue=queue_name(shard_id))
+    except Exception:  # their commands stay unprocessed in PostgreSQL: the sweeper hints them again
+        logger.warning("could not ring the shard again", exc_info=True, extra={"shard_id": shard_id})
+
+
 def run_node(execution_id: str, node_id: str, attempt: int, inputs: dict[str, int]) -> None:
     """Ask any worker to run one node attempt; ``inputs`` names the upstream attempts to read."""
     from apps.workflows.tasks import run_node as task

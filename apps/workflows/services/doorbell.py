@@ -51,3 +51,38 @@ def put_back(shard_id: int, execution_ids: Sequence[str]) -> None:
     """Return executions an interrupted answer did not apply; the retried message takes them again."""
     if execution_ids:
         redis_client.client().lpush(_keys(shard_id)[1], *reversed(execution_ids))
+
+
+def ring_again(shard_id: int, execution_ids: Sequence[str]) -> bool:
+    """Return executions a batch left for later, first in line; ``True`` if the caller must publish the
+    shard's message (no bell was pending), as for ``ring``."""
+    if not execution_ids:
+        return False
+    bell, waiting = _keys(shard_id)
+    pipe = redis_client.client().pipeline(transaction=True)
+    pipe.lpush(waiting, *reversed(execution_ids))
+    pipe.set(bell, "1", nx=True, px=BELL_TTL_MS)
+    _, rang = pipe.execute()
+    return bool(rang)
+
+
+# An execution whose apply ran past ``apply-batch-budget`` in a batch is applied alone, with a message of its
+# own, for this long: so one heavy execution never holds the commit of its shard's other executions.
+SLOW_TTL = 600  # seconds
+
+
+def _slow_key(execution_id: str) -> str:
+    return redis_client.key("slow", execution_id)
+
+
+def mark_slow(execution_id: str) -> None:
+    redis_client.client().set(_slow_key(execution_id), "1", ex=SLOW_TTL)
+
+
+def split_slow(execution_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(slow, others)``: the executions marked slow, to apply alone, and the rest, in their order."""
+    if len(execution_ids) < 2:
+        return [], list(execution_ids)
+    marks = redis_client.client().mget([_slow_key(e) for e in execution_ids])
+    slow = [e for e, mark in zip(execution_ids, marks, strict=True) if mark is not None]
+    return slow, [e for e, mark in zip(execution_ids, marks, strict=True) if mark is None]

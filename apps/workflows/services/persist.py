@@ -12,7 +12,7 @@ it; the last one answers whether the workflow has queued executions waiting for 
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from django.db import connection
 
 from apps.workflows import metrics
 from apps.workflows.engine import decide as d
+from apps.workflows.engine import storable
 
 if TYPE_CHECKING:
     from apps.workflows.models import Command
@@ -63,23 +64,55 @@ SELECT %(finished)s AND EXISTS (
 )"""
 
 
+logger = logging.getLogger(__name__)
+
+
 def to_json(value: Any) -> str:
-    """JSON text for a ``jsonb`` parameter; values JSON cannot represent are stored as their ``str``."""
-    return json.dumps(value, separators=(",", ":"), default=str)
+    """JSON text for a ``jsonb`` parameter; ``storable.Unstorable`` (a ``ValueError``) naming the part that
+    ``jsonb`` would refuse. Records are checked where they are accepted (``runner.check_limits``), so an
+    apply never gets this far with one."""
+    return storable.dumps(value)
+
+
+def engine_json(value: Any, what: str) -> str:
+    """As ``to_json`` for rows the engine writes about an execution (events, logs, the head row): their texts
+    come from anywhere (an exception's message, a signal's sender), and one the journal cannot store must
+    not fail every apply of the execution, so it is stored scrubbed (``storable.scrub``) instead."""
+    try:
+        return storable.dumps(value)
+    except storable.Unstorable as exc:
+        metrics.workflow_unstorable_scrubbed_total.labels(what).inc()
+        logger.warning("unstorable %s scrubbed before persist: %s", what, exc)
+        return storable.dumps(storable.scrub(value))
 
 
 def persist(batch: Batch, pending: Sequence[Command], epoch: int, was_terminal: bool) -> bool:
     """Write the batch's rows; whether queued executions of the workflow wait for a slot (asked only when
     this execution has just finished, since its slot is the one that frees)."""
     finished = batch.state.terminal and not was_terminal
+    params = _params(batch, pending, epoch, finished)
     with connection.cursor() as cur:
-        cur.execute(PERSIST_SQL, _params(batch, pending, epoch, finished))
+        if len(params["outputs"]) > OUTPUTS_SPLIT_CHARS:
+            _write_outputs_apart(cur, batch, params)
+        cur.execute(PERSIST_SQL, params)
         while cur.nextset():
             pass
         row = cur.fetchone()
     for e in batch.events:
         metrics.workflow_events_appended_total.labels(e.type).inc()
     return bool(row and row[0])
+
+
+# One jsonb value holds at most 256 MiB: outputs that add up to more than this go one statement each (each is
+# below max-node-output-bytes, which conf keeps below that limit).
+OUTPUTS_SPLIT_CHARS = 64 * 1024 * 1024
+_OUTPUTS_SQL = PERSIST_SQL[PERSIST_SQL.index("INSERT INTO workflows_nodeoutput") :].split(";")[0]
+
+
+def _write_outputs_apart(cur: Any, batch: Batch, params: dict[str, Any]) -> None:
+    for row in batch.output_rows:
+        cur.execute(_OUTPUTS_SQL, {"id": params["id"], "now": params["now"], "outputs": to_json([row])})
+    params["outputs"] = "[]"
 
 
 def _params(batch: Batch, pending: Sequence[Command], epoch: int, finished: bool) -> dict[str, Any]:
@@ -91,10 +124,12 @@ def _params(batch: Batch, pending: Sequence[Command], epoch: int, finished: bool
         "now": batch.now,
         "terminal": state.terminal,
         "finished": finished,
-        "events": to_json([{"seq": e.seq, "type": e.type, "payload": e.payload} for e in batch.events]),
-        "head": to_json([_head(batch)] if batch.events else []),
+        "events": engine_json(
+            [{"seq": e.seq, "type": e.type, "payload": e.payload} for e in batch.events], "event"
+        ),
+        "head": engine_json([_head(batch)] if batch.events else [], "head"),
         "outputs": to_json(batch.output_rows),
-        "logs": to_json(batch.logs),
+        "logs": engine_json(batch.logs, "log"),
         # a finished execution's timers are deleted below; do not write new ones only to delete them
         "timers": to_json(
             []

@@ -5,7 +5,6 @@ Nothing here touches the database; callers store the outcome in the transaction 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -15,6 +14,7 @@ from typing import Any
 
 from apps.workflows import metrics
 from apps.workflows.conf import engine_settings
+from apps.workflows.engine import storable
 from apps.workflows.engine.dsl import WorkflowDef
 from apps.workflows.engine.graph import Graph
 from apps.workflows.engine.validation import compile_definition
@@ -39,6 +39,12 @@ class Outcome:
     retryable: bool = False
     logs: list[str] = field(default_factory=list)
     size_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        # an exception's text may hold anything (a NUL character, a whole payload): the journal must take it
+        if self.error is not None:
+            self.error = storable.text(self.error)
+        self.logs = [storable.text(line) for line in self.logs]
 
     @property
     def ok(self) -> bool:
@@ -99,12 +105,19 @@ def run(
 
 
 def check_limits(node_id: str, attempt: int, records: list[Any], processed: int, logs: list[str]) -> Outcome:
-    """Enforce the output limits with a clear error instead of storing an unbounded blob."""
+    """The single gate for node outputs, inline and remote: an output the journal cannot store (too many
+    records, too many bytes, a value ``jsonb`` refuses) fails the node with a clear error, never the apply
+    that would store it. Not retryable: the same input gives the same output (a retry policy with
+    ``retryOn: all`` still retries it)."""
     max_records, max_bytes = engine_settings.max_node_output_records, engine_settings.max_node_output_bytes
     if len(records) > max_records:
         error = f"output of {len(records)} records exceeds max-node-output-records={max_records}"
         return Outcome(node_id, attempt, None, 0, 0, error, False, logs)
-    size = len(json.dumps(records, separators=(",", ":"), default=str))
+    try:
+        size = len(storable.encode(records))
+    except storable.Unstorable:
+        error = storable.records_problem(records) or "output cannot be written as JSON"
+        return Outcome(node_id, attempt, None, 0, 0, error, False, logs)
     if size > max_bytes:
         error = f"output of {size} bytes exceeds max-node-output-bytes={max_bytes}"
         return Outcome(node_id, attempt, None, 0, 0, error, False, logs)
