@@ -14,3 +14,6 @@ class WorkflowsConfig(AppConfig):
         # every process (gateway, worker, coordinator, manage.py) refuses a bad configuration at start
         engine_settings.reload()
         _ = engine_settings.number_of_shards
+        from apps.workflows.nodes.http import allow_list
+
+        allow_list()  # WORKFLOW_HTTP_ALLOWED_HOSTS: an entry it cannot read is ImproperlyConfigured

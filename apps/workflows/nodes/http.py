@@ -1,26 +1,33 @@
 """``http.request``: calls an HTTP API once per input record (or once in all) and emits the responses.
 
-Workflows are defined over an API, so a URL is untrusted: its host must be in ``WORKFLOW_HTTP_ALLOWED_HOSTS``
-(``api.example.com``, ``*.example.com`` for subdomains, ``127.0.0.1:8000`` for one port). That is checked
-when the workflow is defined, again before each request, and on every redirect hop (a redirect elsewhere
-fails the node). Templates (``{{field}}``, from the record) may fill the path, query, headers and body, never
-the scheme or host, so the create-time check is the whole story for the host.
+Workflows are defined over an API, so a URL is untrusted: ``urlpolicy`` decides which URLs may be called
+(one strict reading of the URL, its host in ``WORKFLOW_HTTP_ALLOWED_HOSTS``, and no loopback, private or
+link-local address unless an IP or CIDR entry lists it). The syntax and the host are checked when the workflow
+is defined; everything, DNS included, before each request and on every redirect hop, which this module follows
+itself. The request then connects to an address that was checked (``_PinnedAdapter``), never to one that
+``requests`` would resolve again, while the ``Host`` header, TLS SNI and certificate check keep the name.
+Templates (``{{field}}``, from the record) may fill the path, query, headers and body, never scheme or host.
 
 Unsafe methods send ``Idempotency-Key: <execution>:<node>:<attempt>:<record index>``, so a server that honours
-it does not apply a re-run of the same attempt twice. 5xx, 408, 429, timeouts and connection errors are
-retryable; other unexpected statuses are not.
+it does not apply a re-run of the same attempt twice. 5xx, 408, 429, timeouts, connection errors and DNS
+failures are retryable; other unexpected statuses, and refused URLs, are not.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
 from apps.workflows.engine.policies import duration_ms
 from apps.workflows.nodes.base import (
@@ -32,6 +39,22 @@ from apps.workflows.nodes.base import (
     NodeType,
     register,
 )
+from apps.workflows.nodes.urlpolicy import (
+    SETTING,
+    AllowList,
+    Checked,
+    IPAddress,
+    Resolver,
+    Url,
+    UrlRefused,
+    UrlUnresolved,
+    check,
+    check_syntax_and_host,
+    system_resolver,
+)
+
+if TYPE_CHECKING:
+    from requests.adapters import _HostParams, _PoolKwargs
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -42,60 +65,101 @@ KEPT_HEADERS = ("content-type", "content-length", "etag", "last-modified", "loca
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
 _STATUS_PATTERN = re.compile(r"[1-5](?:xx|\d\d)")
 _RETRYABLE_STATUSES = frozenset({408, 429})
+_AUTHORITY = re.compile(r"[^:/?#]*://([^/?#]*)")
+# Request headers that carry credentials: not sent on to another origin after a redirect (as browsers do).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 # --------------------------------------------------------------------------------------------- hosts
 
 
-def _allowed_hosts() -> list[str]:
-    return list(getattr(settings, "WORKFLOW_HTTP_ALLOWED_HOSTS", []))
+def allow_list() -> AllowList:
+    """``WORKFLOW_HTTP_ALLOWED_HOSTS``, parsed. A bad entry is a configuration error (checked at start)."""
+    return _parse_allow_list(tuple(getattr(settings, SETTING, [])))
 
 
-def _default_port(scheme: str) -> int:
-    return 443 if scheme == "https" else 80
+@functools.lru_cache(maxsize=8)
+def _parse_allow_list(entries: tuple[str, ...]) -> AllowList:
+    try:
+        return AllowList.parse(entries)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{SETTING}: {exc}") from exc
 
 
-def host_allowed(url: str) -> bool:
-    """Whether ``url``'s host (and port) matches an entry of the allow-list."""
-    parts = urlsplit(url)
-    host, port = (parts.hostname or "").lower(), parts.port or _default_port(parts.scheme)
-    for entry in _allowed_hosts():
-        allowed = urlsplit("//" + entry.strip().lower())
-        if allowed.port is not None and allowed.port != port:
-            continue
-        pattern = allowed.hostname or ""
-        if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
-            return True
-    return False
+# How names resolve: the system's resolver; tests point it at names of their own.
+resolver: Resolver = system_resolver
 
 
 def url_problems(url: str) -> list[str]:
-    """What makes ``url`` unusable (empty when fine): not http(s), a templated host, a host not allowed."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises ValueError for a bad port)
-    except ValueError as exc:
-        return [f"Not a valid URL: {exc}."]
-    if parts.scheme not in ("http", "https"):
-        return ["Must be an http:// or https:// URL."]
-    if "{{" in parts.netloc:
+    """What makes ``url`` unusable (empty when fine), without DNS: its reading, a templated host, a host
+    outside the allow-list, a non-public IP literal. Names are resolved and checked when a request is made."""
+    authority = _AUTHORITY.match(url)
+    if authority and ("{{" in authority.group(1) or "}}" in authority.group(1)):
         return ["Templates may fill the path and the query, not the host."]
-    if not parts.hostname:
-        return ["Must name a host."]
-    if not host_allowed(url):
-        listed = ", ".join(_allowed_hosts()) or "empty"
-        return [f"Host {parts.netloc} is not allowed (WORKFLOW_HTTP_ALLOWED_HOSTS: {listed})."]
+    try:
+        check_syntax_and_host(_TEMPLATE.sub("x", url), allow_list())
+    except UrlRefused as exc:
+        return [str(exc)]
     return []
 
 
-class _AllowListSession(requests.Session):
-    """Follows a redirect only to an allowed host; anything else fails the node."""
+def _checked(url: str, label: str, *, redirect: bool, resolve: Resolver) -> Checked:
+    """``url`` checked completely (DNS included), or a ``NodeError`` naming it and the reason."""
+    try:
+        return check(url, allow_list(), resolve)
+    except UrlRefused as exc:
+        raise NodeError(f"http.request: {label}{_refused(url, redirect)}: {exc}") from exc
+    except UrlUnresolved as exc:
+        raise NodeError(f"http.request: {label}{_refused(url, redirect)}: {exc}", retryable=True) from exc
 
-    def get_redirect_target(self, resp: requests.Response) -> str | None:
-        target = super().get_redirect_target(resp)
-        if target is not None and not host_allowed(urljoin(resp.url, target)):
-            host = urlsplit(urljoin(resp.url, target)).netloc
-            raise NodeError(f"http.request: refused a redirect to {host}, which is not an allowed host")
-        return target
+
+def _refused(url: str, redirect: bool) -> str:
+    if redirect:
+        authority = _AUTHORITY.match(url)
+        shown = authority.group(1) if authority and authority.group(1) else url[:200]
+        return f"refused a redirect to {shown}"
+    return f"refused {url.partition('?')[0][:200]}"  # without the query, which may carry an API key
+
+
+@dataclass(frozen=True)
+class _Pin:
+    url: Url
+    address: IPAddress
+
+
+class _PinnedAdapter(HTTPAdapter):
+    """Connects to the address in ``pin``, which the policy checked, instead of resolving the name again; a
+    request whose URL is not the pinned one fails. TLS still sends and verifies the name (SNI, certificate),
+    and connection pools are per address and name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pin: _Pin | None = None
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        if self.pin is None or not _same_target(host_params, self.pin.url):
+            raise NodeError(f"http.request: {request.url} is not the URL that was checked")
+        host_params["host"] = str(self.pin.address)
+        if self.pin.url.ip is None and host_params["scheme"] == "https":
+            cast(dict[str, Any], pool_kwargs)["server_hostname"] = self.pin.url.host
+        return host_params, pool_kwargs
+
+
+def _same_target(host_params: _HostParams, url: Url) -> bool:
+    """Whether ``requests``' own parse of the URL names the host and port that were checked."""
+    port = host_params["port"] or (443 if host_params["scheme"] == "https" else 80)
+    host = str(host_params["host"] or "")
+    same_host = host == url.host if url.ip is None else host.strip("[]") == url.host
+    return same_host and port == url.port and host_params["scheme"] == url.scheme
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """Whether the request failed before a connection existed (nothing was sent): the next address may do."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectTimeout) or isinstance(reason, NewConnectionError)
 
 
 # --------------------------------------------------------------------------------------------- templates
@@ -196,20 +260,92 @@ def _status_error(method: str, url: str, status: int, body: Any, label: str) -> 
     )
 
 
-def _exchange(
-    session: requests.Session, method: str, url: str, request: dict[str, Any], label: str
-) -> tuple[requests.Response, Any]:
-    """The response and its body; transport failures as ``NodeError`` (retryable: the server may recover)."""
-    try:
-        with session.request(method, url, stream=True, **request) as response:
-            return response, _read_body(response, method)
-    except requests.Timeout as exc:
-        message = f"{method} {_where(url)} timed out after {request['timeout']:g}s"
-        raise NodeError(f"http.request: {label}{message}", retryable=True) from exc
-    except requests.TooManyRedirects as exc:
-        raise NodeError(f"http.request: {label}more than {MAX_REDIRECTS} redirects") from exc
-    except requests.RequestException as exc:  # refused, reset, DNS
-        raise NodeError(f"http.request: {label}{method} {_where(url)} failed: {exc}", retryable=True) from exc
+class _Client:
+    """The HTTP client of one node attempt. It follows redirects itself, so that every hop is parsed, checked
+    (DNS included) and connected to a checked address; at most ``MAX_REDIRECTS`` of them."""
+
+    def __init__(self) -> None:
+        self.session = requests.Session()
+        # No proxy, .netrc or CA bundle from the environment: a proxy would connect to an unchecked address.
+        self.session.trust_env = False
+        self.adapter = _PinnedAdapter()
+        self.session.mount("http://", self.adapter)
+        self.session.mount("https://", self.adapter)
+        # One answer per name for the attempt: each is checked before use, so reusing it opens no gap.
+        self._answers: dict[tuple[str, int], Sequence[str]] = {}
+
+    def _resolve(self, host: str, port: int) -> Sequence[str]:
+        if (host, port) not in self._answers:
+            self._answers[host, port] = resolver(host, port)
+        return self._answers[host, port]
+
+    def close(self) -> None:
+        self.session.close()
+
+    def fetch(
+        self, method: str, url: str, request: dict[str, Any], label: str
+    ) -> tuple[requests.Response, Any]:
+        """The final response and its body; refusals and transport failures as ``NodeError``."""
+        headers, data, origin = dict(request["headers"]), request["data"], None
+        for hop in range(MAX_REDIRECTS + 1):
+            checked = _checked(url, label, redirect=hop > 0, resolve=self._resolve)
+            if origin is not None and checked.url.origin != origin:
+                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+            origin = checked.url.origin
+            response, body, target = self._hop(method, checked, headers, data, request["timeout"], label)
+            if target is None:
+                return response, body
+            url = urljoin(checked.url.geturl(), target)
+            if _becomes_get(response.status_code, method):
+                method, data = "GET", None
+                headers = {k: v for k, v in headers.items() if k.lower() not in _BODY_HEADERS}
+        raise NodeError(f"http.request: {label}more than {MAX_REDIRECTS} redirects")
+
+    def _hop(
+        self,
+        method: str,
+        checked: Checked,
+        headers: dict[str, str],
+        data: bytes | None,
+        timeout: float,
+        label: str,
+    ) -> tuple[requests.Response, Any, str | None]:
+        """One request: the response, its body (None for a redirect) and the redirect's target."""
+        where = f"{method} {_where(checked.url.geturl())}"
+        try:
+            with self._send(method, checked, headers, data, timeout) as response:
+                target = self.session.get_redirect_target(response)
+                body = None if target is not None else _read_body(response, method)
+                return response, body, target
+        except requests.Timeout as exc:
+            message = f"{where} timed out after {timeout:g}s"
+            raise NodeError(f"http.request: {label}{message}", retryable=True) from exc
+        except requests.RequestException as exc:  # refused, reset
+            raise NodeError(f"http.request: {label}{where} failed: {exc}", retryable=True) from exc
+
+    def _send(
+        self, method: str, checked: Checked, headers: dict[str, str], data: bytes | None, timeout: float
+    ) -> requests.Response:
+        """Sends to the checked addresses in turn until one connects (as a resolver's list is used)."""
+        prepared = self.session.prepare_request(
+            requests.Request(method, checked.url.geturl(), headers=headers, data=data)
+        )
+        prepared.headers["Host"] = checked.url.host_header  # the name, not the address connected to
+        for index, address in enumerate(checked.addresses):
+            self.adapter.pin = _Pin(checked.url, address)
+            try:
+                return self.session.send(prepared, stream=True, timeout=timeout, allow_redirects=False)
+            except requests.ConnectionError as exc:
+                if index == len(checked.addresses) - 1 or not _never_connected(exc):
+                    raise
+            finally:
+                self.adapter.pin = None
+        raise AssertionError("unreachable: a checked URL has at least one address")
+
+
+def _becomes_get(status: int, method: str) -> bool:
+    """Whether a redirect turns the request into a GET without a body (as browsers and ``requests`` do)."""
+    return (status in (302, 303) and method != "HEAD") or (status == 301 and method == "POST")
 
 
 class _HttpRequest(NodeType):
@@ -243,20 +379,22 @@ class _HttpRequest(NodeType):
             calls: list[tuple[Any, Any]] = [(record, record) for record in inputs]
         else:  # one request; templates see {"records": [...]}, and the default body is all the records
             calls = [({"records": list(inputs)}, list(inputs) if inputs else None)]
-        with _AllowListSession() as session:
-            session.max_redirects = MAX_REDIRECTS
+        client = _Client()
+        try:
             responses = []
             for index, (context, default_body) in enumerate(calls):
                 if index and ctx.cancelled():
                     raise NodeError("http.request: the attempt was cancelled")
                 label = f"record {index}: " if len(calls) > 1 else ""
-                responses.append(self._send(session, ctx, config, index, context, default_body, label))
+                responses.append(self._send(client, ctx, config, index, context, default_body, label))
+        finally:
+            client.close()
         ctx.log(f"http.request: {len(responses)} {config['method']} requests to {_where(config['url'])}")
         return NodeResult(records=responses, records_processed=len(inputs) if inputs else len(responses))
 
     def _send(
         self,
-        session: requests.Session,
+        client: _Client,
         ctx: NodeContext,
         config: Mapping[str, Any],
         index: int,
@@ -265,14 +403,12 @@ class _HttpRequest(NodeType):
         label: str,
     ) -> dict[str, Any]:
         method, url = config["method"], render_text(config["url"], context, url=True)
-        if not host_allowed(url):  # the settings may have changed since the workflow was defined
-            raise NodeError(f"http.request: host {urlsplit(url).netloc} is not allowed")
         headers, data = self._payload(config, context, default_body)
         if method in UNSAFE_METHODS:
             headers["Idempotency-Key"] = f"{ctx.idempotency_key}:{index}"
         seconds = (duration_ms(config["timeout"]) or 10_000) / 1000
         request = {"headers": headers, "data": data, "timeout": seconds}
-        response, body = _exchange(session, method, url, request, label)
+        response, body = client.fetch(method, url, request, label)
         if not _status_matches(response.status_code, config["expectStatus"]):
             raise _status_error(method, url, response.status_code, body, label)
         kept = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
