@@ -33,7 +33,9 @@ from common import BenchEnv, wait, write_result  # noqa: E402
 
 
 def workflow(workdir: Path) -> dict[str, Any]:
-    source = workdir / "rows.csv"
+    files = workdir / "files"  # the default file root, <data dir>/files
+    files.mkdir(parents=True, exist_ok=True)
+    source = files / "rows.csv"
     source.write_text("n\n" + "\n".join(str(i) for i in range(100)) + "\n")
     nodes = [
         {"id": "read", "nodeType": "file.csv", "config": {"path": str(source)}},
@@ -42,7 +44,7 @@ def workflow(workdir: Path) -> dict[str, Any]:
             "id": "write",
             "nodeType": "file.text",
             "type": "sink",
-            "config": {"path": str(workdir / "out" / "result.txt")},
+            "config": {"path": str(files / "out" / "result.txt")},
         },
     ]
     edges = [

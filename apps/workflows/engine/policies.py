@@ -27,14 +27,46 @@ RETRY_ON = ("retryable", "all")
 CONCURRENCY_POLICIES = ("allow", "queue", "skip", "reject")
 
 
-def duration_ms(value: Any) -> int | None:
-    """Milliseconds from ``"30s"``, ``"5m"``, ``"250ms"``, ``"1h"``, ``"1d"`` or a number of seconds."""
+# The longest duration a definition may hold: node and workflow timeouts, delays, waits and retry intervals
+# (docs/security.md). Anything longer is a mistake, and an unbounded number would overflow the timers'
+# timestamps. Query and request timeouts have lower caps of their own (nodes/sql.py).
+MAX_DURATION_MS = 30 * _UNIT_MS["d"]
+
+
+def duration_ms(value: Any, maximum_ms: int = MAX_DURATION_MS) -> int | None:
+    """Milliseconds from ``"30s"``, ``"5m"``, ``"250ms"``, ``"1h"``, ``"1d"`` or a number of seconds; None
+    when ``value`` is not a duration or is longer than ``maximum_ms``."""
+    ms = _any_ms(value)
+    return int(ms) if ms is not None and ms <= maximum_ms else None
+
+
+def _any_ms(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return int(value * 1000) if value >= 0 else None
+        # "not value < 0" would let NaN through; an infinite value is refused by the maximum
+        return value * 1000.0 if value >= 0 else None
     match = _DURATION.match(value) if isinstance(value, str) else None
-    return int(float(match.group(1)) * _UNIT_MS[match.group(2)]) if match else None
+    return float(match.group(1)) * _UNIT_MS[match.group(2)] if match else None
+
+
+def format_ms(ms: int) -> str:
+    """``2592000000`` -> ``"30d"``: the largest unit that divides ``ms``, for messages."""
+    for unit in ("d", "h", "m", "s"):
+        if ms % _UNIT_MS[unit] == 0 and ms >= _UNIT_MS[unit]:
+            return f"{ms // _UNIT_MS[unit]}{unit}"
+    return f"{ms}ms"
+
+
+def duration_problem(value: Any, *, maximum_ms: int = MAX_DURATION_MS, positive: bool = True) -> str | None:
+    """What is wrong with ``value`` as a duration (None when it is fine), naming the maximum."""
+    ms = _any_ms(value)
+    if ms is None or (positive and ms < 1):
+        kind = "a positive duration" if positive else "a duration"
+        return f"Must be {kind} such as 500ms, 30s, 5m or 1h, or a number of seconds."
+    if not ms <= maximum_ms:
+        return f"Must be at most {format_ms(maximum_ms)}; got {value!r}."
+    return None
 
 
 @dataclass(frozen=True)
@@ -112,10 +144,10 @@ def _number(
 def _duration(raw: Mapping[str, Any], key: str, path: str, out: Problems) -> int | None:
     if raw.get(key) is None:
         return None
-    ms = duration_ms(raw[key])
-    if ms is None:
-        out[f"{path}.{key}"] = ["Must be a duration such as 500ms, 30s, 5m, 1h or a number of seconds."]
-    return ms
+    if problem := duration_problem(raw[key], positive=False):
+        out[f"{path}.{key}"] = [problem]
+        return None
+    return duration_ms(raw[key])
 
 
 def _choice(
@@ -149,11 +181,10 @@ def parse_retry(raw: Any, path: str, out: Problems, default: RetryPolicy = NO_RE
 def parse_timeout(raw: Any, path: str, out: Problems) -> int | None:
     if raw is None:
         return None
-    ms = duration_ms(raw)
-    if ms is None or ms == 0:
-        out[path] = ["Must be a positive duration such as 30s, 5m or 1h."]
+    if problem := duration_problem(raw):
+        out[path] = [problem]
         return None
-    return ms
+    return duration_ms(raw)
 
 
 def parse_concurrency(raw: Any, path: str, out: Problems) -> Concurrency:

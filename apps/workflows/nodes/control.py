@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from apps.workflows.engine.policies import duration_ms
+from apps.workflows.engine.policies import duration_ms, duration_problem
 from apps.workflows.engine.waits import WaitSpec
 from apps.workflows.nodes.base import Category, ConfigField, NodeContext, NodeResult, NodeType, register
 
@@ -28,8 +28,8 @@ def _timestamp_ms(text: str) -> int | None:
 
 
 def _duration_problem(config: Mapping[str, Any], key: str) -> dict[str, list[str]]:
-    if config.get(key) is not None and not duration_ms(config[key]):
-        return {key: ["Must be a positive duration such as 30s, 5m or 1h."]}
+    if config.get(key) is not None and (problem := duration_problem(config[key])):
+        return {key: [problem]}
     return {}
 
 

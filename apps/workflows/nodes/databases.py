@@ -9,6 +9,13 @@ unreachable server fails the attempt quickly and it is retried) and closes it at
 Queries bind their parameters through the driver (``sql.bind``: ``{{name}}``, ``:name``, ``?``). As a
 transform, a query runs once per input record, whose fields fill the placeholders ``parameters`` does not.
 
+A query is exactly one statement, run in a read-only transaction on a read-only session: ``SELECT 1; DROP
+TABLE t`` is refused when the workflow is defined, and again by the server (PostgreSQL's extended protocol,
+a prepared statement, takes one statement only; PyMySQL never asks for multi-statements), and any write the
+one statement attempts fails (``cannot execute DROP TABLE in a read-only transaction``). Writes go through
+``db.write``/``mysql.write``. Give query connections a role that may only read, too: a read-only transaction
+does not stop functions that open connections of their own (dblink).
+
 Writes happen in one transaction, so a failed or crashed attempt leaves nothing half-written. ``upsert`` (the
 default) makes a re-run write nothing twice: rows are keyed by the declared ``key`` columns or, without one,
 by an idempotency column holding ``<execution>:<node>:<attempt>:<record index>``, which needs a unique index
@@ -44,6 +51,7 @@ from apps.workflows.nodes.sql import (
     max_rows_problems,
     parameter_problems,
     sql_problems,
+    statement_count,
     timeout_problems,
     timeout_seconds,
 )
@@ -126,7 +134,10 @@ class Driver:
     schemes: ClassVar[tuple[str, ...]]
     dialect: ClassVar[Dialect]
 
-    def connect(self, url: str, timeout: float, app: str) -> contextlib.AbstractContextManager[Any]:
+    def connect(
+        self, url: str, timeout: float, app: str, *, read_only: bool = False
+    ) -> contextlib.AbstractContextManager[Any]:
+        """A connection with a statement timeout; ``read_only``: every transaction of it is read-only."""
         raise NotImplementedError
 
     def fetch(self, conn: Any, bound: Bound, limit: int | None, node: str) -> list[dict[str, Any]]:
@@ -149,6 +160,7 @@ Batch = tuple[list[str], list[list[Any]]]
 # SQLSTATE (or its class, the first two characters) -> (errorType, retryable); the most specific first.
 _PG_STATES: tuple[tuple[str, str, bool], ...] = (
     ("57014", "QUERY_TIMEOUT", True),  # statement_timeout
+    ("25006", "INVALID_ARGUMENT", False),  # a write in db.query's read-only transaction: use db.write
     ("53300", "CONNECTION_POOL_EXHAUSTED", True),  # too many connections
     ("55P03", "TRANSACTION_CONFLICT", True),  # lock not available
     ("42601", "SQL_SYNTAX_ERROR", False),
@@ -170,7 +182,9 @@ class Postgres(Driver):
     schemes = ("postgres", "postgresql")
     dialect: ClassVar[Dialect] = "postgres"
 
-    def connect(self, url: str, timeout: float, app: str) -> contextlib.AbstractContextManager[Any]:
+    def connect(
+        self, url: str, timeout: float, app: str, *, read_only: bool = False
+    ) -> contextlib.AbstractContextManager[Any]:
         import psycopg
 
         # RawCursor: $n placeholders, so a % in the SQL text is never taken for one.
@@ -183,11 +197,17 @@ class Postgres(Driver):
         )
         with _closed_on_error(conn):
             conn.execute("SELECT set_config('statement_timeout', $1, false)", [str(int(timeout * 1000))])
+            if read_only:
+                conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         return conn
 
     def fetch(self, conn: Any, bound: Bound, limit: int | None, node: str) -> list[dict[str, Any]]:
-        with conn.cursor() as cur:
-            cur.execute(bound.text, bound.values or None)
+        # READ ONLY for this transaction as well as the session: the statement cannot turn either off first.
+        # prepare=True: the extended protocol, even without parameters, which refuses a second statement (the
+        # simple protocol, psycopg's choice without parameters, would run "SELECT 1; DROP TABLE t" whole).
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SET TRANSACTION READ ONLY")
+            cur.execute(bound.text, bound.values or None, prepare=True)
             if cur.description is None:  # a statement without a result
                 return []
             names = [column.name for column in cur.description]
@@ -256,6 +276,7 @@ _MYSQL_CODES: dict[int, tuple[str, bool]] = {
     1969: ("QUERY_TIMEOUT", True),  # MariaDB max_statement_time
     3024: ("QUERY_TIMEOUT", True),  # MySQL max_execution_time
     1317: ("QUERY_TIMEOUT", True),  # query interrupted
+    1792: ("INVALID_ARGUMENT", False),  # a write in mysql.query's read-only transaction: use mysql.write
     1053: ("SERVICE_UNAVAILABLE", True),  # server shutdown in progress
 }
 
@@ -265,9 +286,12 @@ class MySql(Driver):
     schemes = ("mysql", "mariadb")
     dialect: ClassVar[Dialect] = "mysql"
 
-    def connect(self, url: str, timeout: float, app: str) -> contextlib.AbstractContextManager[Any]:
+    def connect(
+        self, url: str, timeout: float, app: str, *, read_only: bool = False
+    ) -> contextlib.AbstractContextManager[Any]:
         import pymysql
 
+        # No CLIENT.MULTI_STATEMENTS flag (PyMySQL's default, kept explicit): the server refuses "a; b".
         conn = pymysql.connect(
             **_mysql_params(url),
             charset="utf8mb4",
@@ -277,21 +301,28 @@ class MySql(Driver):
             read_timeout=timeout + CONNECT_TIMEOUT,
             write_timeout=timeout + CONNECT_TIMEOUT,
             program_name=app[:32],
+            client_flag=0,
         )
         with _closed_on_error(conn), conn.cursor() as cur:
             if "mariadb" in conn.get_server_info().lower():
                 cur.execute("SET SESSION max_statement_time = %s", [timeout])
             else:  # MySQL limits SELECTs only
                 cur.execute("SET SESSION max_execution_time = %s", [int(timeout * 1000)])
+            if read_only:
+                # Every later transaction, including the one a DDL statement's implicit commit starts.
+                cur.execute("SET SESSION TRANSACTION READ ONLY")
         return conn
 
     def fetch(self, conn: Any, bound: Bound, limit: int | None, node: str) -> list[dict[str, Any]]:
         with conn.cursor() as cur:
-            cur.execute(bound.text, bound.values or None)
-            if cur.description is None:
-                return []
-            names = [column[0] for column in cur.description]
-            rows = fetch_limited(cur.fetchmany, cur.fetchall, limit, node)
+            cur.execute("START TRANSACTION READ ONLY")
+            try:
+                cur.execute(bound.text, bound.values or None)
+                names = [column[0] for column in cur.description or ()]
+                rows = fetch_limited(cur.fetchmany, cur.fetchall, limit, node) if names else []
+            finally:
+                with contextlib.suppress(Exception):  # nothing to keep; a lost connection rolls back anyway
+                    conn.rollback()
         return [{name: json_value(v) for name, v in zip(names, row, strict=True)} for row in rows]
 
     def write(self, conn: Any, table: str, batches: Iterator[Batch], conflict: list[str] | None) -> None:
@@ -407,6 +438,8 @@ class _Query(NodeType):
             **timeout_problems(config),
             **max_rows_problems(config),
         }
+        if not problems and (count := statement_count(config["sql"], self.driver.dialect)) > 1:
+            problems["sql"] = [_one_statement(self.type_name, count)]
         parameters = config.get("parameters")
         if problems or (self.category == "transform" and isinstance(parameters, (dict, type(None)))):
             return problems  # a transform's records fill the named placeholders when it runs
@@ -414,6 +447,10 @@ class _Query(NodeType):
 
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         config = self.with_defaults(ctx.config)
+        if (count := statement_count(config["sql"], self.driver.dialect)) > 1:
+            raise QueryError(
+                self.type_name, "INVALID_ARGUMENT", _one_statement(self.type_name, count), retryable=False
+            )
         statements = self._statements(config, inputs)
         url = connection_url(self.type_name, config["connection"])
         started = time.perf_counter()
@@ -443,7 +480,7 @@ class _Query(NodeType):
         max_rows = config.get("maxRows")
         rows: list[dict[str, Any]] = []
         with self.driver.connect(
-            url, timeout_seconds(config["timeout"]), _app_name(self.type_name, ctx)
+            url, timeout_seconds(config["timeout"]), _app_name(self.type_name, ctx), read_only=True
         ) as conn:
             for index, bound in enumerate(statements):
                 if index and ctx.cancelled():
@@ -453,6 +490,11 @@ class _Query(NodeType):
                 limit = None if max_rows is None else max_rows - len(rows)
                 rows.extend(self.driver.fetch(conn, bound, limit, self.type_name))
         return rows
+
+
+def _one_statement(node: str, count: int) -> str:
+    writer = node.replace(".query", ".write")
+    return f"Give exactly one SQL statement, not {count}: {node} only reads; writes go through {writer}."
 
 
 _POSTGRES, _MYSQL = Postgres(), MySql()

@@ -45,12 +45,21 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any, TypeAlias
 
 # Bounds that keep parsing and the recursive evaluator far from Python's recursion limit.
 MAX_NESTING = 40
 MAX_DEPTH = 200
+# Bounds on what one expression may build, so that no record or definition can make a node hang or exhaust
+# a worker's memory (docs/nodes.md, "Expression limits"). MAX_INT_DIGITS is Python's own limit for turning an
+# integer into text (sys.get_int_max_str_digits), which JSON output needs.
+MAX_EXPRESSION_LENGTH = 100_000
+MAX_INT_DIGITS = 4300
+MAX_ROUND_DIGITS = 100
+MAX_TEXT_LENGTH = 10_000_000
+MAX_ARRAY_LENGTH = 1_000_000
+_INT_LIMIT = 10**MAX_INT_DIGITS  # the smallest integer with one digit too many
 
 
 class ExpressionError(ValueError):
@@ -226,6 +235,8 @@ def _read_escape(text: str, pos: int) -> tuple[str, int]:
 @functools.lru_cache(maxsize=1024)
 def parse(text: str) -> Expr:
     """The AST of ``text``; raises ``ExpressionError`` naming the position and what was expected."""
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(f"expression is too long: at most {MAX_EXPRESSION_LENGTH} characters", 0)
     expr = _Parser(text).parse()
     if _depth(expr) > MAX_DEPTH:
         raise ExpressionError(f"expression is too deeply nested (more than {MAX_DEPTH} levels)", 0)
@@ -555,15 +566,32 @@ def _eval_logic(expr: Logic, record: Any) -> Any:
 def _eval_arith(expr: Arith, record: Any) -> Any:
     a, b = evaluate(expr.left, record), evaluate(expr.right, record)
     if expr.op == "+" and isinstance(a, str) and isinstance(b, str):
-        return a + b
+        return _bounded_text("'+'", len(a) + len(b), lambda: a + b)
     if not (_is_number(a) and _is_number(b)):
         raise EvaluationError(f"cannot apply '{expr.op}' to {describe(a)} and {describe(b)}")
     if expr.op in ("/", "%") and b == 0:
         raise EvaluationError("division by zero")
-    result = _ARITHMETIC[expr.op](a, b)
+    try:
+        result = _ARITHMETIC[expr.op](a, b)
+    except OverflowError:  # an integer too large for a float: 10**400 / 3, 10**400 + 0.5
+        result = math.inf
     if isinstance(result, float) and not math.isfinite(result):
         raise EvaluationError(f"'{expr.op}' overflowed on {describe(a)} and {describe(b)}")
-    return result
+    return _bounded_int(f"'{expr.op}'", result)
+
+
+def _bounded_int(what: str, value: Any) -> Any:
+    """``value``, unless it is an integer of more than MAX_INT_DIGITS digits (JSON could not hold it)."""
+    if isinstance(value, int) and abs(value) >= _INT_LIMIT:
+        raise EvaluationError(f"{what}: the result has more than {MAX_INT_DIGITS} digits")
+    return value
+
+
+def _bounded_text(what: str, length: int, build: Callable[[], str]) -> str:
+    """``build()``, unless the text would be longer than MAX_TEXT_LENGTH (checked before it is built)."""
+    if length > MAX_TEXT_LENGTH:
+        raise EvaluationError(f"{what}: the text would have {length} characters, more than {MAX_TEXT_LENGTH}")
+    return build()
 
 
 def _divide(a: float, b: float) -> float:
@@ -718,7 +746,10 @@ def _length(value: Any) -> int:
 
 def _to_float(value: Any) -> float:
     if _is_number(value):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise EvaluationError(f"float(): {describe(value)} is too large for a number") from None
     if isinstance(value, str) and _NUMBER_RE.fullmatch(value):
         return float(value)
     raise EvaluationError(f"cannot convert {describe(value)} to a number")
@@ -728,6 +759,9 @@ def _to_int(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        digits = len(value.strip().lstrip("+-"))  # leading zeros count: int() refuses them too
+        if digits > MAX_INT_DIGITS:
+            raise EvaluationError(f"int(): at most {MAX_INT_DIGITS} digits, got {digits}")
         return int(value)
     number = _to_float(value)
     if not math.isfinite(number):
@@ -739,10 +773,16 @@ def _round(value: Any, digits: Any = 0) -> int | float:
     """Half away from zero (2.5 -> 3), not Python's banker's rounding, as people expect of round()."""
     if not _is_number(value) or not (isinstance(digits, int) and not isinstance(digits, bool)):
         raise EvaluationError(f"round() needs a number and a whole number of digits, got {describe(value)}")
+    if not -MAX_ROUND_DIGITS <= digits <= MAX_ROUND_DIGITS:
+        raise EvaluationError(
+            f"round(): ndigits must be between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}, got {digits}"
+        )
     if isinstance(value, int) and digits >= 0:
         return value
-    rounded = Decimal(str(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-    return float(rounded) if digits > 0 else int(rounded)
+    # Precision for every digit of the value and of the rounding: quantize fails rather than round otherwise.
+    with localcontext(prec=MAX_INT_DIGITS + 2 * MAX_ROUND_DIGITS + 20):
+        rounded = Decimal(str(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return float(rounded) if digits > 0 else _bounded_int("round()", int(rounded))
 
 
 def _abs(value: Any) -> Any:
@@ -754,8 +794,25 @@ def _abs(value: Any) -> Any:
 def _concat(*values: Any) -> Any:
     """Arrays join into one array; otherwise every argument is turned into text and joined."""
     if all(isinstance(v, list) for v in values):
+        length = sum(len(v) for v in values)
+        if length > MAX_ARRAY_LENGTH:
+            raise EvaluationError(
+                f"concat(): the array would have {length} items, more than {MAX_ARRAY_LENGTH}"
+            )
         return [item for v in values for item in v]
-    return "".join(to_text(v) for v in values)
+    texts = [_text_of("concat()", v) for v in values]
+    return _bounded_text("concat()", sum(map(len, texts)), lambda: "".join(texts))
+
+
+def _text_of(what: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    text = to_text(value)
+    if len(text) > MAX_TEXT_LENGTH:
+        raise EvaluationError(
+            f"{what}: the text would have {len(text)} characters, more than {MAX_TEXT_LENGTH}"
+        )
+    return text
 
 
 # name -> (fewest arguments, most arguments or None for any number, implementation)
@@ -764,7 +821,7 @@ _FUNCTIONS: dict[str, tuple[int, int | None, Callable[..., Any]]] = {
     "lower": (1, 1, _string_function("lower", str.lower)),
     "trim": (1, 1, _string_function("trim", str.strip)),
     "len": (1, 1, _length),
-    "str": (1, 1, to_text),
+    "str": (1, 1, lambda value: _text_of("str()", value)),
     "int": (1, 1, _to_int),
     "float": (1, 1, _to_float),
     "round": (1, 2, _round),

@@ -53,11 +53,11 @@ class TextFileSink(NodeType):
     )
 
     def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        return {**path_problems(config), **encoding_problems(config)}
+        return {**path_problems(config, for_writing=True), **encoding_problems(config)}
 
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         config = self.with_defaults(ctx.config)
-        path = resolve_path(config["path"])
+        path = resolve_path(config["path"], for_writing=True)
         lines = (to_text(record) + "\n" for record in inputs)
         try:
             write_atomically(path, lines, encoding=config["encoding"], key=ctx.idempotency_key)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from prometheus_client import Counter, Histogram
 
-from apps.workflows.engine.policies import duration_ms
+from apps.workflows.engine.policies import duration_ms, duration_problem
 from apps.workflows.nodes.base import ConfigField, NodeContext, NodeError, NodeResult, NodeType, register
 
 if TYPE_CHECKING:  # imported lazily at run time: a gateway that never runs SQL need not load DuckDB
@@ -234,6 +234,21 @@ def _driver_value(value: Any) -> Any:
     return json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else value
 
 
+def statement_count(sql: str, dialect: Dialect) -> int:
+    """How many statements ``sql`` holds: ``;`` outside literals and comments separates them, and a part with
+    nothing but blanks and comments is not one (so a trailing ``;`` is fine)."""
+    count, filled = 0, False
+    for kind, text in tokens(sql, dialect):
+        if kind != "sql":
+            filled = filled or not text.startswith(("--", "/*", "#"))
+            continue
+        for index, part in enumerate(text.split(";")):
+            if index:  # a ";" ended the statement before this part
+                count, filled = count + filled, False
+            filled = filled or bool(part.strip())
+    return count + filled
+
+
 def parameter_problems(sql: str, parameters: Any, dialect: Dialect) -> dict[str, list[str]]:
     """``check`` helper: what binding ``parameters`` into ``sql`` would refuse."""
     if parameters is not None and not isinstance(parameters, (dict, list)):
@@ -248,14 +263,18 @@ def parameter_problems(sql: str, parameters: Any, dialect: Dialect) -> dict[str,
 # --------------------------------------------------------------------------------------------- config helpers
 
 
+# The longest statement timeout of sql.query, db.* and mysql.* (docs/security.md): a query is not a job queue.
+MAX_QUERY_TIMEOUT_MS = 3_600_000
+
+
 def timeout_seconds(value: Any) -> float:
     """Seconds from a validated ``timeout`` (``"30s"``, ``"500ms"``, ``5``)."""
-    return (duration_ms(value) or 0) / 1000
+    return (duration_ms(value, MAX_QUERY_TIMEOUT_MS) or 0) / 1000
 
 
 def timeout_problems(config: Mapping[str, Any], key: str = "timeout") -> dict[str, list[str]]:
-    if not duration_ms(config[key]):
-        return {key: ["Must be a positive duration such as 500ms, 30s or 5m, or a number of seconds."]}
+    if problem := duration_problem(config[key], maximum_ms=MAX_QUERY_TIMEOUT_MS):
+        return {key: [problem]}
     return {}
 
 
@@ -429,6 +448,19 @@ _DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {
 }
 
 
+def _capped_config() -> dict[str, str | bool | int | float | list[str]]:
+    """The sandbox, plus this worker's caps for one query: memory, threads, and no spilling to disk (the
+    worker's disk is not the query's). lock_configuration keeps the query from raising them."""
+    from apps.workflows.conf import engine_settings
+
+    return {
+        **_DUCKDB_CONFIG,
+        "memory_limit": f"{engine_settings.sql_memory_limit_mb}MB",
+        "threads": engine_settings.sql_threads,
+        "max_temp_directory_size": "0B",
+    }
+
+
 class Deadline:
     """Interrupts a running query once ``seconds`` have passed, or as soon as the attempt is cancelled.
 
@@ -476,7 +508,8 @@ def _duckdb_failures() -> tuple[tuple[type[Exception], str, bool], ...]:
         (duckdb.ParserException, "SQL_SYNTAX_ERROR", False),
         (duckdb.SyntaxException, "SQL_SYNTAX_ERROR", False),
         (duckdb.DataError, "DATA_FORMAT_ERROR", False),  # conversion, out of range, type mismatch
-        (duckdb.OutOfMemoryException, "OUT_OF_MEMORY", True),  # may pass when the worker is less busy
+        # the cap is per query, so a retry would hit it again
+        (duckdb.OutOfMemoryException, "OUT_OF_MEMORY", False),
         (duckdb.IOException, "IO_ERROR", True),
         (duckdb.InterruptException, "QUERY_INTERRUPTED", True),
         (duckdb.InternalError, "INVALID_STATE", False),
@@ -497,8 +530,21 @@ def _duckdb_error(exc: Exception, deadline: Deadline, timeout: float) -> QueryEr
         return QueryError("sql.query", "QUERY_CANCELLED", "the attempt was cancelled", retryable=False)
     for cls, error_type, retryable in _duckdb_failures():
         if isinstance(exc, cls):
+            if error_type == "OUT_OF_MEMORY":
+                detail = _memory_detail(detail)
             return QueryError("sql.query", error_type, detail, retryable=retryable)
     return QueryError("sql.query", "UNKNOWN_ERROR", detail, retryable=False)
+
+
+def _memory_detail(detail: str) -> str:
+    # DuckDB's own text goes on to suggest "SET memory_limit", which the locked configuration refuses.
+    from apps.workflows.conf import engine_settings
+
+    first = detail.splitlines()[0] if detail else "out of memory"
+    return (
+        f"the query needs more than the {engine_settings.sql_memory_limit_mb} MiB a sql.query may use "
+        f"(WORKFLOW_SQL_MEMORY_LIMIT_MB): {first}"
+    )
 
 
 def _quote(identifier: str) -> str:
@@ -607,7 +653,7 @@ def run_duckdb(ctx: NodeContext, config: Mapping[str, Any], inputs: Sequence[Any
     except ParameterError as exc:
         raise QueryError("sql.query", "INVALID_ARGUMENT", str(exc), retryable=False) from exc
     timeout = timeout_seconds(config["timeout"])
-    con = duckdb.connect(":memory:", config=_DUCKDB_CONFIG)
+    con = duckdb.connect(":memory:", config=_capped_config())
     try:
         with Deadline(con.interrupt, timeout, ctx.cancelled) as deadline:
             try:
