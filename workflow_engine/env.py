@@ -141,3 +141,19 @@ def connections_from_env(prefix: str) -> dict[str, str]:
             )
         found[name.lower()] = url
     return found
+
+
+RATE_PERIODS = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A rate limit in DRF's form, ``600/min`` (per s, min, hour or day); ``0`` or ``off``: no limit."""
+    value = env_str(name, default).strip().lower()
+    if value in ("0", "off"):
+        return None
+    number, _, period = value.partition("/")
+    if not number.isdigit() or int(number) < 1 or period not in RATE_PERIODS:
+        raise ImproperlyConfigured(
+            f"{name}={value!r}: expected a rate such as 600/min (per s, min, hour or day), or off"
+        )
+    return value

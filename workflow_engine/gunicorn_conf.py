@@ -1,7 +1,10 @@
 """Gunicorn settings for the api-gateway role (run by ``manage.py run_node``, systemd or Kubernetes).
 
 Values come from the same strictly parsed settings as everything else (``HTTP_HOST``, ``HTTP_PORT``,
-``GATEWAY_WORKERS``, ``GATEWAY_THREADS``), so the profiles' defaults apply here too.
+``GATEWAY_WORKERS``, ``GATEWAY_THREADS``, ``GATEWAY_*_TIMEOUT``), so the profiles' defaults apply here too.
+
+The worker is gunicorn's ``gthread`` with request heads read in its event loop (``gateway_worker.py``), so
+that clients sending half a request hold a socket, not one of the few threads.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from workflow_engine import settings as _settings
 
 bind = f"{_settings.HTTP_HOST}:{_settings.HTTP_PORT}"
 workers = _settings.GATEWAY_WORKERS
-worker_class = "gthread"
+worker_class = "workflow_engine.gateway_worker.BufferingThreadWorker"
 threads = _settings.GATEWAY_THREADS
 timeout = 60
 graceful_timeout = 20
