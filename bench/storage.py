@@ -515,7 +515,7 @@ def client_timings(ids: Ids, samples: int) -> dict[str, dict[str, float]]:
     from django.test import Client
     from rest_framework.authtoken.models import Token
 
-    user = get_user_model().objects.create_user("bench-reader")
+    user = get_user_model().objects.create_user("bench-reader", is_superuser=True)  # roles: an admin
     client = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
 
     def get(path: str) -> Callable[[], Any]:

@@ -8,6 +8,7 @@ never a flush, because worker and coordinator processes share the database durin
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +41,10 @@ def process_env(workdir: Path) -> dict[str, str]:
         {
             "WORKFLOW_PROFILE": "test",
             "LOG_FORMAT": "json",
-            "WORKFLOW_DATA_DIR": str(workdir),
+            # File nodes may use the session's temporary directories (tmp_path); the engine's own data must
+            # lie outside every file root (apps/workflows/private_paths.py), so it moves out of them.
+            "WORKFLOW_FILE_ROOTS": str(workdir.parent),
+            "WORKFLOW_DATA_DIR": str(_engine_data_dir(workdir)),
             "PYTHONUNBUFFERED": "1",
             # tasks "of the user's own" that celery.task nodes run (tests/integration/celery_tasks.py)
             "WORKFLOW_CELERY_IMPORTS": "tests.integration.celery_tasks",
@@ -50,11 +54,34 @@ def process_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def make_token(username: str) -> str:
+def _engine_data_dir(workdir: Path) -> Path:
+    base = Path(os.environ.get("WORKFLOW_DATA_DIR") or tempfile.gettempdir()) / "processes"
+    return base / f"{workdir.parent.name}-{workdir.name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def file_roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """This process' file root is the session's temporary directory, as for the processes it starts
+    (``process_env``), so a test's ``tmp_path`` is inside a root wherever the path is checked."""
+    from apps.workflows.nodes import files
+
+    base = tmp_path_factory.getbasetemp()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(files, "allowed_roots", lambda: [base])
+        yield
+
+
+def make_token(username: str, role: str | None = "admin") -> str:
+    """The API token of ``username``: a superuser for ``admin`` (every existing test acts as one), else a
+    member of the role's group (apps/workflows/roles.py); ``None``: a user without any role."""
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from rest_framework.authtoken.models import Token
 
     user, _ = get_user_model().objects.get_or_create(username=username)
+    user.is_superuser = role == "admin"
+    user.save(update_fields=["is_superuser"])
+    user.groups.set([Group.objects.get(name=role)] if role and role != "admin" else [])
     return Token.objects.get_or_create(user=user)[0].key
 
 

@@ -21,6 +21,7 @@ from workflow_engine.env import (
     env_choice,
     env_int,
     env_list,
+    env_rate,
     env_secret,
     env_str,
 )
@@ -55,6 +56,11 @@ HTTP_PORT = env_int("HTTP_PORT", 8080, low=1, high=65535)
 METRICS_PORT = env_int("METRICS_PORT", 9095, low=1, high=65535)
 GATEWAY_WORKERS = env_int("GATEWAY_WORKERS", 2, low=1, high=64)
 GATEWAY_THREADS = env_int("GATEWAY_THREADS", 4, low=1, high=64)
+# Slow clients (workflow_engine/gateway_worker.py): seconds to send a whole request head, then its body;
+# each blocking read or write of a gateway thread; 0 turns the last one off.
+GATEWAY_HEADER_TIMEOUT = env_int("GATEWAY_HEADER_TIMEOUT", 10, low=1, high=3600)
+GATEWAY_BODY_TIMEOUT = env_int("GATEWAY_BODY_TIMEOUT", 30, low=1, high=3600)
+GATEWAY_IO_TIMEOUT = env_int("GATEWAY_IO_TIMEOUT", 30, low=0, high=3600)
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, low=1, high=256)
 DATA_DIR = Path(env_str("WORKFLOW_DATA_DIR", str(BASE_DIR / ".data")))
 
@@ -208,16 +214,23 @@ WORKFLOW_ENGINE = {
     "default-node-timeout": env_str("WORKFLOW_DEFAULT_NODE_TIMEOUT", "1h"),
     "max-node-output-records": env_int("WORKFLOW_MAX_NODE_OUTPUT_RECORDS", 1_000_000),
     "max-node-output-bytes": env_int("WORKFLOW_MAX_NODE_OUTPUT_BYTES", 64 * 1024 * 1024),
-    "file-roots": env_list(
-        "WORKFLOW_FILE_ROOTS", [str(DATA_DIR / "files")] + (["/tmp"] if PROFILE != "production" else [])
-    ),
+    # an execution whose applies keep failing ends failed; a slow apply does not hold its shard (issue 10)
+    "max-apply-failures": env_int("WORKFLOW_MAX_APPLY_FAILURES", 5),
+    "apply-timeout": env_str("WORKFLOW_APPLY_TIMEOUT", "60s"),
+    "apply-batch-budget": env_str("WORKFLOW_APPLY_BATCH_BUDGET", "1s"),
+    "sweeper-max-redrives": env_int("WORKFLOW_SWEEPER_MAX_REDRIVES", 5),
+    # No shared folder (/tmp) in any profile: the engine's own data must never be inside a root.
+    "file-roots": env_list("WORKFLOW_FILE_ROOTS", [str(DATA_DIR / "files")]),
+    "sql-memory-limit-mb": env_int("WORKFLOW_SQL_MEMORY_LIMIT_MB", 256),
+    "sql-threads": env_int("WORKFLOW_SQL_THREADS", 1),
 }
 
 # --- integrations used by nodes (docs/nodes.md) ------------------------------------------------------------
 # Named database connections for db.* and mysql.* nodes: WORKFLOW_CONNECTION_<NAME>=<url> (or _FILE). A
 # definition names the connection; credentials never travel in a definition.
 WORKFLOW_CONNECTIONS = connections_from_env("WORKFLOW_CONNECTION_")
-# Hosts http.request may call ("api.example.com", "*.example.com", "127.0.0.1:8000"); empty: none.
+# Hosts http.request may call ("api.example.com", "*.example.com", "127.0.0.1:8000", "10.0.0.0/8:443"); empty:
+# none. Non-public addresses (loopback, private, link-local...) need an IP or CIDR entry, even behind a name.
 WORKFLOW_HTTP_ALLOWED_HOSTS = env_list("WORKFLOW_HTTP_ALLOWED_HOSTS", [])
 # Callables python.call may run, as dotted paths ("myapp.tasks.enrich"); never code sent through the API.
 WORKFLOW_PYTHON_CALLABLES = env_list("WORKFLOW_PYTHON_CALLABLES", [])
@@ -225,17 +238,41 @@ WORKFLOW_PYTHON_CALLABLES = env_list("WORKFLOW_PYTHON_CALLABLES", [])
 WORKFLOW_CELERY_TASKS = env_list("WORKFLOW_CELERY_TASKS", [])
 
 # --- API ------------------------------------------------------------------------------------------------
+# Rate limits (apps/workflows/api/throttles.py): per user (token), per anonymous IP, and failed token
+# authentications per IP. The test profile's are out of the suite's reach; its own tests set low ones.
+_RATES = ("100000/min",) * 3 if PROFILE == "test" else ("600/min", "60/min", "20/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "apps.workflows.api.throttles.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.workflows.api.throttles.UserRateThrottle",
+        "apps.workflows.api.throttles.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_rate("WORKFLOW_RATE_LIMIT_USER", _RATES[0]),
+        "anon": env_rate("WORKFLOW_RATE_LIMIT_ANON", _RATES[1]),
+        "auth_failures": env_rate("WORKFLOW_RATE_LIMIT_AUTH_FAILURES", _RATES[2]),
+    },
+    # proxies (nginx) trusted to append the client's address to X-Forwarded-For; 0: REMOTE_ADDR is the client
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, low=0, high=10),
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.workflows.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # rate-limit counters, shared by every gateway; short timeouts, since the limits fail open without Redis
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("REDIS_KEY_PREFIX", "wfe:") + "throttle",
+        "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "workflow-engine API",

@@ -1,4 +1,5 @@
-"""Django admin for schedules. Fire rows and backfills are written by the leader: view only."""
+"""Django admin for schedules. Fire rows and backfills are written by the leader: view only. Any role reads;
+changing a schedule needs the admin role (``roles.MANAGE_SCHEDULES``), as in the API."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from apps.schedules.models import BackfillRun, Schedule, ScheduleFire
+from apps.workflows import roles
+from apps.workflows.admin import RoleAdmin
 
 
-class _ReadOnly(admin.ModelAdmin):
+class _ReadOnly(RoleAdmin):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -19,7 +22,7 @@ class _ReadOnly(admin.ModelAdmin):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(RoleAdmin):
     list_display = (
         "id",
         "workflow",
@@ -34,6 +37,15 @@ class ScheduleAdmin(admin.ModelAdmin):
     search_fields = ("id", "workflow__id", "name")
     # next/last fire times are the leader's; edit the spec through the API so they are recomputed
     readonly_fields = ("next_fire_at", "next_due_at", "last_fire_at", "source", "created_at", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(roles.MANAGE_SCHEDULES)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm(roles.MANAGE_SCHEDULES)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm(roles.MANAGE_SCHEDULES)
 
 
 @admin.register(ScheduleFire)

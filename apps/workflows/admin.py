@@ -1,7 +1,9 @@
 """Django admin for definitions and executions.
 
 Everything the engine writes is read-only here: an edit by hand would bypass the journal (an execution's state
-is the fold of its events), so only viewing is allowed, and deleting finished executions.
+is the fold of its events), so only viewing is allowed, and deleting finished executions. A staff account sees
+these pages with any role (``roles.READ``) and runs the execution actions with the operator role, as in the
+API; who created, edited and started what is shown.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from apps.workflows import roles
 from apps.workflows.errors import EngineError
 from apps.workflows.models import TERMINAL_STATUSES, Command, Event, Execution, Workflow, WorkflowVersion
 from apps.workflows.services import control
@@ -27,7 +30,17 @@ def pretty_json(value: Any) -> SafeString:
     )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class RoleAdmin(admin.ModelAdmin):
+    """Viewing follows the roles (any role reads), not Django's per-model view permissions."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm(roles.READ) or super().has_view_permission(request, obj)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(roles.READ) or super().has_module_permission(request)
+
+
+class ReadOnlyAdmin(RoleAdmin):
     """View only: no add, change or delete."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -42,7 +55,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class WorkflowVersionInline(admin.TabularInline):
     model = WorkflowVersion
-    fields = ("number", "content_hash", "created_at")
+    fields = ("number", "content_hash", "created_at", "created_by")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -57,11 +70,20 @@ class WorkflowVersionInline(admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "current_version_number", "updated_at")
+class WorkflowAdmin(RoleAdmin):
+    list_display = ("id", "name", "current_version_number", "updated_at", "updated_by")
     list_select_related = ("current_version",)
     search_fields = ("id", "name")
-    fields = ("id", "name", "current_version_number", "created_at", "updated_at", "definition")
+    fields = (
+        "id",
+        "name",
+        "current_version_number",
+        "created_at",
+        "created_by",
+        "updated_at",
+        "updated_by",
+        "definition",
+    )
     readonly_fields = fields
     inlines = (WorkflowVersionInline,)
 
@@ -70,6 +92,9 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm(roles.MANAGE_WORKFLOWS)
 
     @admin.display(description="version")
     def current_version_number(self, obj: Workflow) -> int | None:
@@ -82,9 +107,9 @@ class WorkflowAdmin(admin.ModelAdmin):
 
 @admin.register(WorkflowVersion)
 class WorkflowVersionAdmin(ReadOnlyAdmin):
-    list_display = ("workflow", "number", "content_hash", "created_at")
+    list_display = ("workflow", "number", "content_hash", "created_at", "created_by")
     search_fields = ("workflow__id",)
-    fields = ("workflow", "number", "content_hash", "created_at", "definition_json")
+    fields = ("workflow", "number", "content_hash", "created_at", "created_by", "definition_json")
     readonly_fields = fields
 
     @admin.display(description="definition")
@@ -100,6 +125,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
         "status",
         "shard_id",
         "trigger",
+        "started_by",
         "created_at",
         "started_at",
         "ended_at",
@@ -122,6 +148,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
         "shard_id",
         "status",
         "trigger",
+        "started_by",
         "last_seq",
         "error",
         "created_at",
@@ -145,40 +172,52 @@ class ExecutionAdmin(ReadOnlyAdmin):
         for line in refused[:20]:
             self.message_user(request, line, messages.WARNING)
 
-    @admin.action(description="Cancel the selected executions")
+    @admin.action(description="Cancel the selected executions", permissions=["operate"])
     def cancel_executions(self, request: HttpRequest, queryset: Any) -> None:
         who = request.user.get_username()
         self._control(request, queryset, "Cancel requested", lambda e: control.cancel(e.id, by=who))
 
-    @admin.action(description="Pause the selected executions")
+    @admin.action(description="Pause the selected executions", permissions=["operate"])
     def pause_executions(self, request: HttpRequest, queryset: Any) -> None:
         who = request.user.get_username()
         self._control(request, queryset, "Pause requested", lambda e: control.control(e.id, "pause", by=who))
 
-    @admin.action(description="Resume the selected executions")
+    @admin.action(description="Resume the selected executions", permissions=["operate"])
     def resume_executions(self, request: HttpRequest, queryset: Any) -> None:
         who = request.user.get_username()
         self._control(
             request, queryset, "Resume requested", lambda e: control.control(e.id, "resume", by=who)
         )
 
-    @admin.action(description="Retry the selected failed executions from their failed nodes")
+    @admin.action(
+        description="Retry the selected failed executions from their failed nodes", permissions=["operate"]
+    )
     def retry_executions(self, request: HttpRequest, queryset: Any) -> None:
         who = request.user.get_username()
         self._control(
             request, queryset, "Retry requested", lambda e: control.control(e.id, "retry_failed", by=who)
         )
 
-    @admin.action(description="Rerun the selected executions (a new execution of the same version)")
+    @admin.action(
+        description="Rerun the selected executions (a new execution of the same version)",
+        permissions=["operate"],
+    )
     def rerun_executions(self, request: HttpRequest, queryset: Any) -> None:
-        self._control(request, queryset, "Rerun started", lambda e: control.rerun(e.id))
+        who = request.user.get_username()
+        self._control(request, queryset, "Rerun started", lambda e: control.rerun(e.id, by=who))
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(roles.OPERATE)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # a finished execution may go; an active one belongs to its shard owner
         return (
             obj is not None
             and obj.status in TERMINAL_STATUSES
-            and super(ReadOnlyAdmin, self).has_delete_permission(request, obj)
+            and (
+                request.user.has_perm(roles.MANAGE_WORKFLOWS)
+                or super(ReadOnlyAdmin, self).has_delete_permission(request, obj)
+            )
         )
 
     @admin.display(description=f"events (first {EVENTS_SHOWN})")

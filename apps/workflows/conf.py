@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
+from apps.workflows.private_paths import root_problems
 from workflow_engine.env import parse_duration
 
 # key: (kind, default, low, high). Durations are in seconds after parsing.
@@ -37,8 +38,17 @@ _SPEC: dict[str, tuple[str, Any, float | None, float | None]] = {
     "handoff-timeout": ("duration", "30s", 0.1, None),
     "default-node-timeout": ("duration", "1h", 0.1, None),
     "max-node-output-records": ("int", 1_000_000, 1, None),
-    "max-node-output-bytes": ("int", 64 * 1024 * 1024, 1, None),
+    # below jsonb's 256 MiB per value, so that any output the limit lets through can be stored
+    "max-node-output-bytes": ("int", 64 * 1024 * 1024, 1, 200 * 1024 * 1024),
+    "max-apply-failures": ("int", 5, 1, 100),
+    # below the apply tasks' 120 s soft time limit (tasks.APPLY_LIMITS)
+    "apply-timeout": ("duration", "60s", 1, 100),
+    "apply-batch-budget": ("duration", "1s", 0.05, 60),
+    "sweeper-max-redrives": ("int", 5, 1, None),
     "file-roots": ("paths", [], None, None),
+    # each sql.query's DuckDB database: its memory in MiB and its threads (docs/security.md)
+    "sql-memory-limit-mb": ("int", 256, 16, 65536),
+    "sql-threads": ("int", 1, 1, 64),
 }
 
 
@@ -62,7 +72,13 @@ class EngineSettings:
     default_node_timeout: float
     max_node_output_records: int
     max_node_output_bytes: int
+    max_apply_failures: int
+    apply_timeout: float
+    apply_batch_budget: float
+    sweeper_max_redrives: int
     file_roots: list[Path]
+    sql_memory_limit_mb: int
+    sql_threads: int
 
 
 def load(raw: dict[str, Any]) -> EngineSettings:
@@ -76,6 +92,7 @@ def load(raw: dict[str, Any]) -> EngineSettings:
         except (ImproperlyConfigured, TypeError, ValueError) as exc:
             errors.append(str(exc))
     errors.extend(_cross_checks(values) if not errors else [])
+    errors.extend(root_problems(values["file_roots"]) if not errors else [])
     if errors:
         raise ImproperlyConfigured("WORKFLOW_ENGINE: " + "; ".join(errors))
     return EngineSettings(**values)

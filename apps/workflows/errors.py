@@ -34,6 +34,13 @@ class Conflict(EngineError):
     status = 409
 
 
+class PreconditionFailed(EngineError):
+    """The resource changed since the version the request names (If-Match); read it again."""
+
+    code = "precondition_failed"
+    status = 412
+
+
 class InvalidDefinition(EngineError):
     """The workflow definition is invalid."""
 

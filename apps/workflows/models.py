@@ -21,9 +21,18 @@ class Workflow(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # usernames, not foreign keys: the record of who did it outlives the account
+    created_by = models.CharField(max_length=150, blank=True, default="", db_default="")
+    updated_by = models.CharField(max_length=150, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["id"]
+        # the roles' permissions (apps/workflows/roles.py); approve and operate are on Execution
+        permissions = [
+            ("read_api", "Can read workflows, executions, schedules and the cluster through the API"),
+            ("manage_workflows", "Can create, edit and delete workflow definitions"),
+            ("manage_schedules", "Can create, edit, delete, pause, resume, stop and backfill schedules"),
+        ]
 
     def __str__(self) -> str:
         return self.id
@@ -37,6 +46,7 @@ class WorkflowVersion(models.Model):
     content_hash = models.CharField(max_length=64)
     definition = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["workflow_id", "number"]
@@ -77,6 +87,10 @@ class Execution(models.Model):
     # the start command's id (it carries the Idempotency-Key); kept here too because a queued execution has
     # no start command until a concurrency slot frees
     start_key = models.CharField(max_length=300, blank=True, default="")
+    # sha256 of the start request's canonical JSON: the same key with another body is a 409, not a duplicate
+    request_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # who started it (a username); "" for a schedule's fire
+    started_by = models.CharField(max_length=150, blank=True, default="", db_default="")
     input = models.JSONField(default=dict, blank=True)  # what the execution.input node outputs
     error = models.TextField(blank=True, default="")
     # node attempts started and not finished, ``[[node_id, attempt], ...]``: a projection of the journal
@@ -107,7 +121,10 @@ class Execution(models.Model):
             ),
         ]
 
-        permissions = [("approve_execution", "Can approve or reject an approval node of an execution")]
+        permissions = [
+            ("approve_execution", "Can approve or reject an approval node of an execution"),
+            ("operate_execution", "Can start, cancel, pause, resume, retry, rerun and signal executions"),
+        ]
         constraints = [
             # one execution per Idempotency-Key, even while it waits queued (services/executions.py)
             models.UniqueConstraint(

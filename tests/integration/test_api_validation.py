@@ -54,8 +54,10 @@ def wf_id() -> str:
 
 @pytest.fixture
 def rest() -> APIClient:
-    """A client authenticated with a DRF token, as the original's clients would be given."""
-    user = get_user_model().objects.create_user(f"tester-{uuid.uuid4().hex[:8]}", password="secret-password")
+    """A client authenticated with a DRF token, as the original's clients would be given (an admin's)."""
+    user = get_user_model().objects.create_user(
+        f"tester-{uuid.uuid4().hex[:8]}", password="secret-password", is_superuser=True
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client

@@ -219,7 +219,9 @@ def test_unknown_ids_are_404_json(api: Api, path: str) -> None:
 
 @pytest.fixture
 def rest() -> APIClient:
-    user = get_user_model().objects.create_user(f"cl-{uuid.uuid4().hex[:8]}", password="secret-password")
+    user = get_user_model().objects.create_user(
+        f"cl-{uuid.uuid4().hex[:8]}", password="secret-password", is_superuser=True
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client

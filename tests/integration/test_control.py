@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from apps.workflows.models import Event, Execution
+from tests.conftest import make_token
 from tests.harness import Api, wait_for
 from tests.integration.test_executions import step, workflow
 
@@ -187,9 +188,10 @@ def test_signals_feed_a_waiting_node_and_only_an_allowed_user_approves(
     assert api.post(f"/api/v1/executions/{execution_id}/signals/order", {"item": "book", "qty": 2})[0] == 202
     wait_event(execution_id, "NodeWaiting", count=2)  # the approval waits now
     restart_worker(node)  # the wait is a row in PostgreSQL: it outlives the worker
-    status, body = api.post(f"/api/v1/executions/{execution_id}/signals/approve", {"comment": "ok"})
+    operator = Api(api.base, make_token("operator", "operator"))  # may signal, but not approve
+    status, body = operator.post(f"/api/v1/executions/{execution_id}/signals/approve", {"comment": "ok"})
     assert status == 403 and "approve_execution" in body["message"]
-    assert api.post(f"/api/v1/executions/{execution_id}/signals/approve", {"comment": "ok"})[0] == 403
+    assert operator.post(f"/api/v1/executions/{execution_id}/signals/approve", {"comment": "ok"})[0] == 403
     status, _ = approver(node).post(f"/api/v1/executions/{execution_id}/signals/approve", {"comment": "ok"})
     assert status == 202
     done = api.wait_finished(execution_id)

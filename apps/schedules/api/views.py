@@ -3,11 +3,13 @@ a preview of the next fire times and backfills. Thin adapters over ``services``.
 
 In ``/{id}/pause``, ``/resume`` and ``/stop`` the original's ``{id}`` was a workflow id: a schedule id or a
 workflow id is accepted there (a workflow id acts on all of its schedules that are not stopped).
+
+Reading needs a role; every change (create, edit, delete, pause, resume, stop, backfill) is for admins.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers as s
@@ -16,6 +18,7 @@ from rest_framework.response import Response
 
 from apps.schedules.api import serializers as ser
 from apps.schedules.services import backfills, schedules
+from apps.workflows import roles
 from apps.workflows.api import serializers as inp
 from apps.workflows.api.schema import errors
 from apps.workflows.api.views import ApiView
@@ -44,8 +47,13 @@ def _schedule_id(value: str) -> str:
     return inp.path_id(value, "Schedule")
 
 
+_MANAGE = (roles.MANAGE_SCHEDULES,)
+
+
 @extend_schema(tags=["schedules"])
 class ScheduleListView(ApiView):
+    permissions: ClassVar[dict[str, tuple[str, ...]]] = {"POST": _MANAGE}
+
     @extend_schema(
         summary="List schedules (the original's shape, with full objects)",
         operation_id="api_v1_schedules_list",
@@ -71,6 +79,8 @@ class ScheduleListView(ApiView):
 
 @extend_schema(tags=["schedules"])
 class ScheduleAddView(ApiView):
+    permissions: ClassVar[dict[str, tuple[str, ...]]] = {"POST": _MANAGE}
+
     @extend_schema(
         summary="Add a schedule to a workflow (the original's route)",
         request=ser.AddInput,
@@ -103,6 +113,8 @@ class TemplatesView(ApiView):
 
 @extend_schema(tags=["schedules"])
 class ScheduleDetailView(ApiView):
+    permissions: ClassVar[dict[str, tuple[str, ...]]] = {"PUT": _MANAGE, "PATCH": _MANAGE, "DELETE": _MANAGE}
+
     @extend_schema(summary="A schedule", responses={200: ser.ScheduleDoc, **errors(401, 404)})
     def get(self, request: Request, schedule_id: str) -> Response:
         return Response(ser.schedule_json(schedules.get(_schedule_id(schedule_id))))
@@ -138,6 +150,7 @@ class ScheduleDetailView(ApiView):
 
 
 class _ControlView(ApiView):
+    permissions: ClassVar[dict[str, tuple[str, ...]]] = {"POST": _MANAGE}
     action = ""
     message = ""
 
@@ -206,6 +219,8 @@ class PreviewView(ApiView):
 
 @extend_schema(tags=["schedules"])
 class BackfillView(ApiView):
+    permissions: ClassVar[dict[str, tuple[str, ...]]] = {"POST": _MANAGE}
+
     @extend_schema(
         summary="Backfill: run the schedule's fire times over a past range, at most maxActive at once",
         request=ser.BackfillInput,

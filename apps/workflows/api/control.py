@@ -2,12 +2,14 @@
 
 Each route puts one command in the execution's inbox (``services.control``) and answers at once with the
 execution's current status; the shard owner applies the command moments later. An ``Idempotency-Key`` makes a
-client retry the same command. Approval signals need the ``workflows.approve_execution`` permission.
+client retry the same command. Every route needs the operator role, except the approval signals (approve or
+reject), which need the approver role (the ``workflows.approve_execution`` permission). Each command records
+the user who sent it, and the events it becomes carry it (``by``, ``approvedBy``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -16,11 +18,12 @@ from rest_framework import serializers as s
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.workflows import roles
+from apps.workflows.api import permissions
 from apps.workflows.api import serializers as inp
 from apps.workflows.api.schema import ExecutionStartedSerializer, errors
-from apps.workflows.api.views import IDEMPOTENCY_KEY, ApiView, _execution_id, started_body
+from apps.workflows.api.views import IDEMPOTENCY_KEY, ApiView, _execution_id, started_body, who
 from apps.workflows.models import Execution
-from apps.workflows.nodes.control import APPROVE_PERMISSION
 from apps.workflows.services import control
 
 MAX_SIGNAL_NAME = 100
@@ -37,8 +40,7 @@ class CancelRequestSerializer(s.Serializer):
     reason = s.CharField(required=False, max_length=500)
 
 
-def _who(request: Request) -> str:
-    return request.user.get_username() if request.user and request.user.is_authenticated else "anonymous"
+_OPERATOR: dict[str, tuple[str, ...]] = {"POST": (roles.OPERATE,)}
 
 
 def _accepted(execution: Execution, command: str) -> Response:
@@ -62,6 +64,8 @@ _RESPONSES: dict[int, Any] = {202: CommandAcceptedSerializer, **errors(400, 401,
 
 @extend_schema(tags=["control"])
 class CancelView(ApiView):
+    permissions: ClassVar[dict[str, tuple[str, ...]]] = _OPERATOR
+
     @extend_schema(
         summary="Cancel an execution: running node attempts are told to stop",
         request=CancelRequestSerializer,
@@ -74,7 +78,7 @@ class CancelView(ApiView):
         if not isinstance(reason, str) or len(reason) > 500:
             raise exceptions.ValidationError({"reason": ["Must be a string of at most 500 characters."]})
         execution = control.cancel(
-            _execution_id(execution_id), by=_who(request), reason=reason, key=_key(request)
+            _execution_id(execution_id), by=who(request), reason=reason, key=_key(request)
         )
         return _accepted(execution, "cancel")
 
@@ -82,6 +86,8 @@ class CancelView(ApiView):
 def _control_view(kind: str, summary: str) -> type[ApiView]:
     @extend_schema(tags=["control"])
     class View(ApiView):
+        permissions: ClassVar[dict[str, tuple[str, ...]]] = _OPERATOR
+
         @extend_schema(
             summary=summary,
             request=None,
@@ -90,9 +96,7 @@ def _control_view(kind: str, summary: str) -> type[ApiView]:
             responses=_RESPONSES,
         )
         def post(self, request: Request, execution_id: str) -> Response:
-            execution = control.control(
-                _execution_id(execution_id), kind, by=_who(request), key=_key(request)
-            )
+            execution = control.control(_execution_id(execution_id), kind, by=who(request), key=_key(request))
             return _accepted(execution, kind)
 
     View.__name__ = f"{kind.title().replace('_', '')}View"
@@ -109,21 +113,28 @@ RetryView = _control_view(
 
 @extend_schema(tags=["control"])
 class RerunView(ApiView):
+    permissions: ClassVar[dict[str, tuple[str, ...]]] = _OPERATOR
+
     @extend_schema(
         summary="Start a new execution of the same workflow version",
         request=None,
         parameters=[IDEMPOTENCY_KEY],
-        responses={200: ExecutionStartedSerializer, **errors(401, 404, 409)},
+        responses={200: ExecutionStartedSerializer, **errors(400, 401, 404, 409)},
     )
     def post(self, request: Request, execution_id: str) -> Response:
-        result = control.rerun(_execution_id(execution_id), key=_key(request))
+        result = control.rerun(_execution_id(execution_id), by=who(request), key=_key(request))
         return Response(started_body(result))
 
 
 @extend_schema(tags=["control"])
 class SignalView(ApiView):
+    # either role passes the route's gate; the handler checks which one this signal needs
+    permissions: ClassVar[dict[str, tuple[str, ...]]] = {"POST": (roles.OPERATE, roles.APPROVE)}
+
     @extend_schema(
         summary="Send a named signal with a JSON payload (wait.signal and approval nodes wait for them)",
+        description="An approval node's signal (and its rejection) needs the approver role; any other "
+        "signal needs the operator role.",
         parameters=[IDEMPOTENCY_KEY],
         request={"application/json": OpenApiTypes.ANY},
         responses={202: CommandAcceptedSerializer, **errors(400, 401, 403, 404, 409)},
@@ -132,10 +143,8 @@ class SignalView(ApiView):
         if not name or len(name) > MAX_SIGNAL_NAME:
             raise exceptions.ValidationError({"name": [f"Must be 1 to {MAX_SIGNAL_NAME} characters."]})
         execution = control.get(_execution_id(execution_id))
-        if name in control.approval_signals(execution) and not request.user.has_perm(APPROVE_PERMISSION):
-            raise exceptions.PermissionDenied(
-                f"Approving or rejecting needs the {APPROVE_PERMISSION} permission."
-            )
+        approval = name in control.approval_signals(execution)
+        permissions.require(request.user, (roles.APPROVE,) if approval else (roles.OPERATE,))
         payload: Any = request.data if request.body else None
-        execution = control.signal(execution.id, name, payload, by=_who(request), key=_key(request))
+        execution = control.signal(execution.id, name, payload, by=who(request), key=_key(request))
         return _accepted(execution, "signal")

@@ -16,17 +16,21 @@ class ErrorSerializer(s.Serializer):
 
 
 def errors(*statuses: int) -> dict[int, OpenApiResponse]:
-    """The error responses a route can give, in the one error shape."""
+    """The error responses a route can give, in the one error shape. Every authenticated route (401) also
+    checks the caller's role (403)."""
     text = {
         400: "Invalid input.",
         401: "Not authenticated.",
+        403: "The account's role does not allow this (or it has no role).",
         404: "Not found.",
         409: "Conflict.",
+        412: "If-Match does not match the current ETag: the resource changed since it was read.",
         413: "Body too large.",
         415: "Unsupported media type.",
         503: "A dependency is unavailable.",
     }
-    return {code: OpenApiResponse(ErrorSerializer, description=text.get(code, "Error.")) for code in statuses}
+    codes = sorted({*statuses, 403} if 401 in statuses else set(statuses))
+    return {code: OpenApiResponse(ErrorSerializer, description=text.get(code, "Error.")) for code in codes}
 
 
 # --- the workflow DSL (origin-product.md §1.1) --------------------------------------------------------------
@@ -164,6 +168,11 @@ class LastExecutionSerializer(s.Serializer):
 
 class WorkflowStatusSerializer(s.Serializer):
     workflowId = s.CharField()
+    version = s.IntegerField(allow_null=True, help_text="The current version's number.")
+    createdBy = s.CharField(allow_null=True, help_text="The user who created the workflow.")
+    createdAt = s.DateTimeField()
+    updatedBy = s.CharField(allow_null=True, help_text="The user who made the current version.")
+    updatedAt = s.DateTimeField()
     state = s.CharField(help_text='"running", the latest execution\'s status, or "idle".')
     executionCount = s.IntegerField()
     currentExecution = CurrentExecutionSerializer(allow_null=True)
@@ -217,6 +226,9 @@ class ExecutionSerializer(s.Serializer):
     shardId = s.IntegerField()
     status = s.CharField()
     trigger = s.CharField()
+    startedBy = s.CharField(
+        allow_null=True, help_text="The user who started it (execute or rerun); null for a schedule's fire."
+    )
     input = s.DictField(help_text="The execution's input (output by the execution.input node).")
     createdAt = s.DateTimeField()
     startTime = s.IntegerField(allow_null=True, help_text="Epoch milliseconds.")

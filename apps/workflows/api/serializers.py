@@ -15,6 +15,7 @@ from django.conf import settings
 from rest_framework import exceptions, serializers
 from rest_framework.parsers import JSONParser
 
+from apps.workflows.engine import storable
 from apps.workflows.errors import NotFound
 from apps.workflows.models import ExecutionStatus
 
@@ -41,25 +42,16 @@ def _unstorable(text: str) -> bool:
 
 
 def check_storable(value: Any) -> None:
-    """Raise ``ParseError`` when a parsed JSON value holds a string PostgreSQL cannot store."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _unstorable(item):
-                raise exceptions.ParseError(
-                    "JSON strings may not contain NUL characters or unpaired surrogates."
-                )
-        elif isinstance(item, Mapping):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+    """Raise ``ParseError`` when a parsed JSON body holds what PostgreSQL's ``jsonb`` cannot store: NUL
+    characters, unpaired surrogates, or a number out of range (``1e400`` parses as infinity)."""
+    found = storable.problem(value, "the body")
+    if found:
+        raise exceptions.ParseError(f"JSON parse error - {found}.")
 
 
 class JSONBodyParser(JSONParser):
     """DRF's strict JSON parser, plus: a size limit (413), deep nesting as a parse error (not a 500), and
-    strings PostgreSQL could not store refused up front."""
+    values PostgreSQL could not store refused up front."""
 
     def parse(
         self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None

@@ -1,12 +1,14 @@
 """REST views for workflows and executions (origin-product.md §6.1, made real).
 
 Thin adapters: parse the input (``serializers.py``), call one service or query, return its dict. Every error
-is an exception turned into the one error shape by ``errors.exception_handler``.
+is an exception turned into the one error shape by ``errors.exception_handler``. Every view checks the
+caller's role (``permissions.HasRole``): reads need a role, definitions are for admins, executions for
+operators.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -16,7 +18,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.schedules.services import schedules
+from apps.workflows import roles
 from apps.workflows.api import serializers as inp
+from apps.workflows.api.permissions import HasRole
 from apps.workflows.api.schema import (
     MINIMAL_WORKFLOW,
     ExecutionEventsSerializer,
@@ -38,9 +42,18 @@ from apps.workflows.services.executions import Started
 
 
 class ApiView(APIView):
-    """Our base view: strict JSON bodies (``JSONBodyParser``); authentication as configured in settings."""
+    """Our base view: strict JSON bodies (``JSONBodyParser``); authentication as configured in settings;
+    the role check of ``permissions``: per HTTP method, the permissions any one of which lets a user in
+    (reads need ``roles.READ`` unless declared; an undeclared write is for superusers only)."""
 
     parser_classes = [inp.JSONBodyParser]
+    permission_classes = [HasRole]
+    permissions: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+
+def who(request: Request) -> str:
+    """The username recorded as having done it."""
+    return request.user.get_username() if request.user and request.user.is_authenticated else "anonymous"
 
 
 def _workflow_id(value: str) -> str:
@@ -56,9 +69,40 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
-    description=f"Up to {inp.MAX_IDEMPOTENCY_KEY} characters. A retry with the same key returns the "
-    'execution the first request started, with "duplicate": true.',
+    description=f"Up to {inp.MAX_IDEMPOTENCY_KEY} characters, scoped to the calling user. A retry with the "
+    'same key and the same body returns what the first request did (with "duplicate": true); the same key '
+    "with a different body is a 409 naming the key.",
 )
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description='The ETag a GET returned (or "*"). When the workflow changed since, nothing is written and '
+    "the answer is 412 Precondition Failed. Without it, the write is unconditional.",
+)
+
+
+def if_match(request: Request) -> frozenset[str] | None:
+    """The opaque tags of ``If-Match`` (``W/`` is ignored: a proxy may have weakened our tag), or None."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    tags = set()
+    for part in header.split(","):
+        tag = part.strip().removeprefix("W/")
+        if tag == definitions.ANY:
+            tags.add(tag)
+        elif len(tag) >= 2 and tag[0] == tag[-1] == '"' and '"' not in tag[1:-1]:
+            tags.add(tag[1:-1])
+        else:
+            raise ValidationError({"If-Match": ['Must be "*" or ETags in double quotes, as a GET returned.']})
+    return frozenset(tags)
+
+
+def etag_header(version: Any) -> dict[str, str]:
+    return {"ETag": f'"{definitions.etag(version)}"'} if version is not None else {}
 
 
 @extend_schema(tags=["workflows"])
@@ -72,6 +116,8 @@ class NodeTypesView(ApiView):
 
 @extend_schema(tags=["workflows"])
 class WorkflowListView(ApiView):
+    permissions: ClassVar[dict[str, tuple[str, ...]]] = {"POST": (roles.MANAGE_WORKFLOWS,)}
+
     @extend_schema(
         summary="List workflow definitions (current versions, by id)",
         parameters=[inp.PageQuery],
@@ -88,7 +134,7 @@ class WorkflowListView(ApiView):
         responses={201: WorkflowCreatedSerializer, **errors(400, 401, 409, 413, 415)},
     )
     def post(self, request: Request) -> Response:
-        workflow = definitions.create(request.data)
+        workflow = definitions.create(request.data, by=who(request))
         return Response(
             {
                 "message": "Workflow created successfully",
@@ -97,41 +143,57 @@ class WorkflowListView(ApiView):
                 "scheduleStatus": schedules.status_text(request.data),
             },
             status=201,
+            headers=etag_header(workflow.current_version),
         )
 
 
 @extend_schema(tags=["workflows"])
 class WorkflowDetailView(ApiView):
+    permissions: ClassVar[dict[str, tuple[str, ...]]] = {
+        "PUT": (roles.MANAGE_WORKFLOWS,),
+        "DELETE": (roles.MANAGE_WORKFLOWS,),
+    }
+
     @extend_schema(
         summary="Get a workflow definition (its current version, as posted)",
+        description="The `ETag` header names the current version; send it back in `If-Match` on PUT or "
+        "DELETE so that a concurrent change is refused (412) instead of overwritten.",
         responses={200: WorkflowDefinitionSerializer, **errors(401, 404)},
     )
     def get(self, request: Request, workflow_id: str) -> Response:
-        return Response(queries.workflow_definition(_workflow_id(workflow_id)))
+        version = definitions.current(_workflow_id(workflow_id))
+        return Response(version.definition, headers=etag_header(version))
 
     @extend_schema(
         summary="Update a workflow (a new version when the body changed)",
+        description="Executions already started keep the version they pinned. The answer's `ETag` names "
+        "the current version.",
         request=WorkflowDefinitionSerializer,
-        responses={200: WorkflowUpdatedSerializer, **errors(400, 401, 404, 413, 415)},
+        parameters=[IF_MATCH],
+        responses={200: WorkflowUpdatedSerializer, **errors(400, 401, 404, 412, 413, 415)},
     )
     def put(self, request: Request, workflow_id: str) -> Response:
-        workflow, changed = definitions.update(_workflow_id(workflow_id), request.data)
-        version = workflow.current_version.number if workflow.current_version else 0
+        workflow, changed = definitions.update(
+            _workflow_id(workflow_id), request.data, by=who(request), if_match=if_match(request)
+        )
+        current = workflow.current_version
         return Response(
             {
                 "message": "Workflow updated successfully",
                 "workflowId": workflow.id,
-                "version": version,
+                "version": current.number if current else 0,
                 "changed": changed,
-            }
+            },
+            headers=etag_header(current),
         )
 
     @extend_schema(
         summary="Delete a workflow, its versions and its finished executions",
-        responses={200: WorkflowDeletedSerializer, **errors(401, 404, 409)},
+        parameters=[IF_MATCH],
+        responses={200: WorkflowDeletedSerializer, **errors(400, 401, 404, 409, 412)},
     )
     def delete(self, request: Request, workflow_id: str) -> Response:
-        definitions.delete(_workflow_id(workflow_id))
+        definitions.delete(_workflow_id(workflow_id), if_match=if_match(request))
         return Response({"message": "Workflow deleted successfully", "workflowId": workflow_id})
 
 
@@ -160,6 +222,8 @@ def started_body(result: Started) -> dict[str, Any]:
 
 @extend_schema(tags=["executions"])
 class WorkflowExecuteView(ApiView):
+    permissions: ClassVar[dict[str, tuple[str, ...]]] = {"POST": (roles.OPERATE,)}
+
     @extend_schema(
         summary="Start an execution of the workflow's current version",
         parameters=[IDEMPOTENCY_KEY],
@@ -173,7 +237,14 @@ class WorkflowExecuteView(ApiView):
         given = body.get("input", {})
         if not isinstance(given, dict):
             raise ValidationError({"input": ["Must be a JSON object (the execution.input node outputs it)."]})
-        result = executions.admit(workflow_id, idempotency_key=key, trigger="api", input=given)
+        result = executions.admit(
+            workflow_id,
+            idempotency_key=key,
+            trigger="api",
+            input=given,
+            by=who(request),
+            request_hash=executions.request_hash({"input": given}),
+        )
         return Response(started_body(result))
 
 

@@ -12,6 +12,8 @@ import logging
 from django.db import transaction
 
 from apps.workflows.engine.policies import Concurrency
+from apps.workflows.engine.validation import DefinitionInvalid
+from apps.workflows.errors import InvalidDefinition
 from apps.workflows.models import ACTIVE_STATUSES, Command, Execution, ExecutionStatus, Workflow
 from apps.workflows.services import dispatch, runner
 
@@ -19,7 +21,16 @@ logger = logging.getLogger(__name__)
 
 
 def concurrency_of(version_id: int) -> Concurrency:
-    return runner.compiled(version_id)[1].policies.concurrency
+    """The version's concurrency policy. A version saved under older rules that no longer validates (an
+    operator narrowed ``WORKFLOW_HTTP_ALLOWED_HOSTS``, a check became stricter) cannot start: 400 naming its
+    problems, rather than an execution whose every apply would fail."""
+    try:
+        return runner.compiled(version_id)[1].policies.concurrency
+    except DefinitionInvalid as exc:
+        raise InvalidDefinition(
+            "The workflow's definition no longer validates; save a corrected version to run it.",
+            details=exc.problems,
+        ) from None
 
 
 def active_count(workflow_id: str) -> int:

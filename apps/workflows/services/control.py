@@ -2,6 +2,9 @@
 
 Each is a command in the execution's inbox, applied by the shard owner like any other (so it survives any
 process dying); the checks here only turn requests that cannot apply into a clear 404 or 409.
+
+Every command records its user (``by``) in its payload, and so in the event it becomes. An Idempotency-Key is
+scoped per execution, command and user; the same key with another payload is a 409 naming the key.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from django.db import transaction
 
 from apps.workflows.engine.waits import rejection_of
 from apps.workflows.errors import Conflict, NotFound
-from apps.workflows.models import TERMINAL_STATUSES, Execution, ExecutionStatus
+from apps.workflows.models import TERMINAL_STATUSES, Command, Execution, ExecutionStatus
 from apps.workflows.services import commands, runner
 from apps.workflows.services.executions import Started, admit
 
@@ -32,15 +35,29 @@ def get(execution_id: str) -> Execution:
     return execution
 
 
-def _command_id(kind: str, execution_id: str, key: str | None) -> str:
+def _command_id(kind: str, execution_id: str, key: str | None, by: str) -> str:
     if not key:
         return f"{kind}:{execution_id}:{uuid.uuid4().hex}"
-    return f"{kind}:{execution_id}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+    scoped = f"{by}\0{key}"
+    return f"{kind}:{execution_id}:{hashlib.sha256(scoped.encode()).hexdigest()[:32]}"
 
 
 def _submit(execution: Execution, kind: str, payload: dict[str, Any], key: str | None) -> Execution:
-    commands.submit(execution, kind, payload, _command_id(kind, execution.id, key))
+    command_id = _command_id(kind, execution.id, key, str(payload.get("by", "")))
+    if not commands.submit(execution, kind, payload, command_id):
+        _same_request(command_id, payload, key)
     return execution
+
+
+def _same_request(command_id: str, payload: dict[str, Any], key: str | None) -> None:
+    """A retry with the key must repeat the request; another payload under it is refused (409)."""
+    stored = Command.objects.filter(pk=command_id).values_list("payload", flat=True).first()
+    # compared as values, not hashes: jsonb may write a number back in another form (1e2 as 100)
+    if stored is not None and stored != payload:
+        raise Conflict(
+            f"Idempotency-Key {key!r} was already used with a different request body.",
+            details={"Idempotency-Key": [f"{key!r} was used for another request to this execution."]},
+        )
 
 
 def _require(execution: Execution, kind: str) -> None:
@@ -93,7 +110,7 @@ def approval_signals(execution: Execution) -> set[str]:
     return names | {rejection_of(name) for name in names}
 
 
-def rerun(execution_id: str, *, key: str | None = None) -> Started:
+def rerun(execution_id: str, *, by: str = "", key: str | None = None) -> Started:
     """A new execution of the same workflow version, under the workflow's concurrency policy."""
     execution = get(execution_id)
     return admit(
@@ -102,4 +119,5 @@ def rerun(execution_id: str, *, key: str | None = None) -> Started:
         trigger="rerun",
         version_id=execution.version_id,
         input=execution.input,
+        by=by,
     )

@@ -2,11 +2,15 @@
 
 With a concurrency limit in the definition, the start is admitted under the workflow's row lock (see
 ``admission``): it starts, waits ``queued``, is skipped, or is refused with 409.
+
+An Idempotency-Key is scoped per workflow and per user (``by``): one user's key never returns another's
+execution. The same key with another request (``request_hash``) is a 409 naming the key, as Stripe does.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -33,6 +37,12 @@ def new_execution_id() -> str:
     return f"exec_{uuid.uuid4().hex}"
 
 
+def request_hash(request: Any) -> str:
+    """The sha256 of a request's canonical JSON (key order and spacing do not matter)."""
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def start(
     workflow_id: str,
     *,
@@ -40,13 +50,19 @@ def start(
     trigger: str = "api",
     version_id: int | None = None,
     input: dict[str, Any] | None = None,
+    by: str = "",
 ) -> tuple[Execution, bool]:
     """The new execution (``True``), or the one an earlier request with the same key started (``False``).
 
     Raises ``Conflict`` when the workflow's concurrency policy rejects it; use ``admit`` to see a skip.
     """
     result = admit(
-        workflow_id, idempotency_key=idempotency_key, trigger=trigger, version_id=version_id, input=input
+        workflow_id,
+        idempotency_key=idempotency_key,
+        trigger=trigger,
+        version_id=version_id,
+        input=input,
+        by=by,
     )
     if result.execution is None:
         raise Conflict(f"Workflow {workflow_id!r} is at its concurrency limit; the start was skipped.")
@@ -60,6 +76,8 @@ class _Request:
     trigger: str
     version_id: int | None
     input: dict[str, Any]
+    by: str = ""
+    request_hash: str = ""
 
 
 def admit(
@@ -69,25 +87,41 @@ def admit(
     trigger: str = "api",
     version_id: int | None = None,
     input: dict[str, Any] | None = None,
+    by: str = "",
+    request_hash: str = "",
 ) -> Started:
     """Start (or queue, or skip) an execution; ``version_id`` pins an older version (a rerun); ``input`` is
-    what the ``execution.input`` node outputs (a schedule passes the logical time)."""
-    command_id = _start_command_id(workflow_id, idempotency_key) if idempotency_key else None
+    what the ``execution.input`` node outputs (a schedule passes the logical time). ``by`` is the user who
+    asked (recorded, and the scope of the key); ``request_hash`` tells a retry from a different request."""
+    command_id = _start_command_id(workflow_id, idempotency_key, by) if idempotency_key else None
+    request = _Request(workflow_id, command_id, trigger, version_id, input or {}, by, request_hash)
     if command_id and (existing := _started_by(command_id)):
-        return Started(existing, False, "duplicate")
+        return _duplicate(existing, idempotency_key, request_hash)
     try:
-        return _start(_Request(workflow_id, command_id, trigger, version_id, input or {}))
+        return _start(request)
     except IntegrityError:
         # a concurrent request with the same key won, or the workflow was deleted meanwhile
         if command_id and (existing := _started_by(command_id)):
-            return Started(existing, False, "duplicate")
+            return _duplicate(existing, idempotency_key, request_hash)
         raise NotFound(f"Workflow {workflow_id!r} not found.") from None
 
 
-def _start_command_id(workflow_id: str, idempotency_key: str) -> str:
-    """Keys are scoped per workflow; hashed, so any key length fits the inbox id."""
-    digest = hashlib.sha256(f"{workflow_id}\0{idempotency_key}".encode()).hexdigest()
-    return f"start:{digest}"
+def _duplicate(existing: Execution, key: str | None, request_hash: str) -> Started:
+    """The execution the key started; 409 when it was started by a different request (an execution started
+    before request hashes were stored has none, and matches any)."""
+    if request_hash and existing.request_hash and existing.request_hash != request_hash:
+        raise Conflict(
+            f"Idempotency-Key {key!r} was already used with a different request body.",
+            details={"Idempotency-Key": [f"{key!r} started {existing.id} with another body."]},
+        )
+    return Started(existing, False, "duplicate")
+
+
+def _start_command_id(workflow_id: str, idempotency_key: str, by: str) -> str:
+    """Keys are scoped per workflow and per user (``by``; the engine's own starts, schedules and
+    backfills, have none); hashed, so any key length fits the inbox id."""
+    scope = f"{workflow_id}\0{idempotency_key}" + (f"\0user:{by}" if by else "")
+    return f"start:{hashlib.sha256(scope.encode()).hexdigest()}"
 
 
 def _started_by(command_id: str) -> Execution | None:
@@ -157,8 +191,8 @@ def _current_version(workflow_id: str) -> int:
 # is gone); a duplicate key fails it whole with an IntegrityError.
 _INSERT_SQL = """WITH e AS (
     INSERT INTO workflows_execution (id, workflow_id, version_id, shard_id, status, last_seq, trigger,
-        start_key, input, error, running_nodes, created_at)
-    SELECT %(id)s, w.id, %(version)s, %(shard)s, 'pending', 0, %(trigger)s, %(key)s,
+        start_key, request_hash, started_by, input, error, running_nodes, created_at)
+    SELECT %(id)s, w.id, %(version)s, %(shard)s, 'pending', 0, %(trigger)s, %(key)s, %(hash)s, %(by)s,
         %(input)s::jsonb, '', '[]', %(now)s
     FROM workflows_workflow w WHERE w.id = %(workflow)s AND w.current_version_id = %(current)s
     RETURNING id, created_at
@@ -181,6 +215,8 @@ def _insert(request: _Request, version_id: int, *, current: int) -> Execution | 
         "shard": shard,
         "trigger": request.trigger,
         "key": key,
+        "hash": request.request_hash,
+        "by": request.by,
         "input": to_json(request.input),
         "command": request.command_id or f"start:{execution_id}",
         "now": timezone.now(),  # the application's clock, as every other timestamp of the execution
@@ -201,6 +237,8 @@ def _insert(request: _Request, version_id: int, *, current: int) -> Execution | 
         trigger=request.trigger,
         status=ExecutionStatus.PENDING,
         start_key=key,
+        request_hash=request.request_hash,
+        started_by=request.by,
         input=request.input,
         created_at=params["now"],
     )
@@ -234,5 +272,7 @@ def _queue(request: _Request, version_id: int) -> Execution:
         trigger=request.trigger,
         status=ExecutionStatus.QUEUED,
         start_key=request.command_id or "",
+        request_hash=request.request_hash,
+        started_by=request.by,
         input=request.input,
     )

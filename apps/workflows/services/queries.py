@@ -84,15 +84,6 @@ def workflow_list(*, limit: int | None, offset: int) -> list[dict[str, Any]]:
     return list(_page(rows, limit, offset))
 
 
-def workflow_definition(workflow_id: str) -> dict[str, Any]:
-    body = (
-        Workflow.objects.filter(pk=workflow_id).values_list("current_version__definition", flat=True).first()
-    )
-    if body is None:
-        raise NotFound(f"Workflow {workflow_id!r} not found.", details={"workflowId": [workflow_id]})
-    return body
-
-
 def _node_count(execution_id: str) -> int:
     """Nodes in the definition an execution pinned (before it starts, its events cannot say)."""
     nodes = (
@@ -119,8 +110,14 @@ def _progress(execution_id: str) -> tuple[int, int]:
 
 
 def workflow_status(workflow_id: str) -> dict[str, Any]:
-    """``GET /api/v1/workflows/{id}/status`` from the execution head rows."""
-    _require_workflow(workflow_id)
+    """``GET /api/v1/workflows/{id}/status`` from the execution head rows, with who made the definition."""
+    head = (
+        Workflow.objects.filter(pk=workflow_id)
+        .values("current_version__number", "created_by", "updated_by", "created_at", "updated_at")
+        .first()
+    )
+    if head is None:
+        raise NotFound(f"Workflow {workflow_id!r} not found.", details={"workflowId": [workflow_id]})
     executions = Execution.objects.filter(workflow_id=workflow_id).only(
         "id", "status", "started_at", "ended_at", "created_at"
     )
@@ -128,6 +125,11 @@ def workflow_status(workflow_id: str) -> dict[str, Any]:
     last = executions.filter(status__in=TERMINAL_STATUSES).order_by(*_NEWEST).first()
     out: dict[str, Any] = {
         "workflowId": workflow_id,
+        "version": head["current_version__number"],
+        "createdBy": head["created_by"] or None,
+        "createdAt": iso(head["created_at"]),
+        "updatedBy": head["updated_by"] or None,
+        "updatedAt": iso(head["updated_at"]),
         "state": "running" if current else (last.status if last else "idle"),
         "executionCount": executions.count(),
         "currentExecution": None,
@@ -260,6 +262,7 @@ def execution_detail(execution_id: str) -> dict[str, Any]:
             "shard_id",
             "status",
             "trigger",
+            "started_by",
             "created_at",
             "last_seq",
             "error",
@@ -277,6 +280,7 @@ def execution_detail(execution_id: str) -> dict[str, Any]:
         "shardId": row["shard_id"],
         "status": row["status"],
         "trigger": row["trigger"],
+        "startedBy": row["started_by"] or None,
         "input": row["input"],
         "createdAt": iso(row["created_at"]),
         "startTime": detail.get("startTime"),

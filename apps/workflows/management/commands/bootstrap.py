@@ -1,7 +1,8 @@
 """``manage.py bootstrap``: an admin user with an API token, and the example workflows. Idempotent.
 
 Used by ./run. The password comes from ``WORKFLOW_ADMIN_PASSWORD`` or is generated once and kept in
-``<data dir>/admin-password``; the token is the user's DRF token.
+``<data dir>/admin-password``; the token is the user's DRF token. The admin is a superuser (the admin role);
+give other people a role with ``manage.py user_role``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Command(BaseCommand):
         password = _password()
         user = _admin(options["username"], password)
         token, _ = Token.objects.get_or_create(user=user)
-        loaded = [] if options["no_examples"] else load_examples()
+        loaded = [] if options["no_examples"] else load_examples(by=user.get_username())
         self.stdout.write(
             f"ADMIN_USER={user.get_username()}\nADMIN_PASSWORD={password}\nAPI_TOKEN={token.key}"
         )
@@ -70,7 +71,7 @@ def _admin(username: str, password: str) -> Any:
     return user
 
 
-def load_examples() -> list[str]:
+def load_examples(by: str = "") -> list[str]:
     """Create (or update) each ``examples/*.json`` workflow; copy ``examples/data`` into the file root."""
     files_root = engine_settings.file_roots[0]
     files_root.mkdir(parents=True, exist_ok=True)
@@ -81,9 +82,9 @@ def load_examples() -> list[str]:
         body = json.loads(path.read_text())
         try:
             if Workflow.objects.filter(pk=body["id"]).exists():
-                definitions.update(body["id"], body)
+                definitions.update(body["id"], body, by=by)
             else:
-                definitions.create(body)
+                definitions.create(body, by=by)
         except EngineError as exc:
             raise SystemExit(f"example {path.name} is invalid: {exc.message} {exc.details}") from exc
         loaded.append(body["id"])
