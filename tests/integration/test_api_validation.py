@@ -582,3 +582,32 @@ def test_it_counts_requests_by_route_template_not_by_raw_path(
     assert REGISTRY.get_sample_value(
         "http_requests_total", {"method": "GET", "path": "unmatched", "status": "404"}
     )
+
+
+@pytest.mark.parametrize("raw", ['{"input": {"x": 1e400}}', '{"input": {"x": -1e999}}', '{"input": [1e400]}'])
+def test_it_refuses_an_execute_input_with_a_number_jsonb_cannot_store(
+    rest: APIClient, created: dict[str, Any], raw: str
+) -> None:
+    url = f"/api/v1/workflows/{created['id']}/execute"
+
+    body = assert_error(rest.post(url, raw, content_type="application/json"), 400, "malformed_json")
+
+    assert "Infinity" in body["message"] and "'input'" in body["message"]
+    assert not Execution.objects.filter(workflow_id=created["id"]).exists()
+
+
+def test_a_stored_version_that_no_longer_validates_cannot_start_and_says_why(
+    rest: APIClient, created: dict[str, Any]
+) -> None:
+    """A version saved under older rules (an operator narrowed a sandbox since) is a 400, not a 500."""
+
+    version = Workflow.objects.get(pk=created["id"]).current_version
+    assert version is not None
+    broken = {**version.definition, "nodes": [{**version.definition["nodes"][0], "nodeType": "gone.type"}]}
+    WorkflowVersion.objects.filter(pk=version.pk).update(definition=broken)
+
+    body = assert_error(rest.post(f"/api/v1/workflows/{created['id']}/execute"), 400, "invalid_definition")
+
+    assert "no longer validates" in body["message"]
+    assert any("gone.type" in " ".join(p) for p in body["details"].values())
+    assert not Execution.objects.filter(workflow_id=created["id"]).exists()
