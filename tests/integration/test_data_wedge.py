@@ -23,27 +23,10 @@ from apps.cluster.sharding import shard_of
 from apps.workflows.models import Command, Event, Execution, Workflow
 from apps.workflows.services import doorbell, sweeper
 from tests.harness import Api, wait_for
+from tests.integration.test_control import create, start, types
 from tests.integration.test_executions import step, workflow
 
 pytestmark = pytest.mark.usefixtures("live_db")
-
-
-def create(api: Api, body: dict[str, Any]) -> str:
-    status, created = api.post("/api/v1/workflows", body)
-    assert status == 201, created
-    return str(body["id"])
-
-
-def start(api: Api, workflow_id: str) -> str:
-    status, body = api.post(f"/api/v1/workflows/{workflow_id}/execute")
-    assert status == 200 and body["status"] == "started", body
-    return str(body["executionId"])
-
-
-def types(execution_id: str) -> list[str]:
-    return list(
-        Event.objects.filter(execution_id=execution_id).order_by("seq").values_list("type", flat=True)
-    )
 
 
 def inf_map(workflow_id: str, **node: Any) -> dict[str, Any]:
