@@ -27,7 +27,7 @@ RESULTS = ROOT / "bench" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from workflow_engine import devservices  # noqa: E402
+from devservices import PostgresServer, RedisServer, free_port  # noqa: E402
 
 
 class BenchEnv:
@@ -40,8 +40,8 @@ class BenchEnv:
     def __init__(self, name: str, extra_env: dict[str, str] | None = None) -> None:
         self.name = name
         self.workdir = Path(tempfile.mkdtemp(prefix=f"wfe-bench-{name}-"))
-        self.pg = devservices.PostgresServer(self.workdir / "pg", devservices.free_port())
-        self.redis = devservices.RedisServer(self.workdir / "redis", devservices.free_port())
+        self.pg = PostgresServer(self.workdir / "pg", free_port())
+        self.redis = RedisServer(self.workdir / "redis", free_port())
         self.extra_env = extra_env or {}
         self.proc_env: dict[str, str] = {}
         self.cluster: Any = None

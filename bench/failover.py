@@ -7,7 +7,7 @@ default engine settings (liveness-ttl, heartbeat, lease TTL, reconcile interval 
 
     .venv/bin/python bench/failover.py --runs 5
 
-It starts its own PostgreSQL and Redis (workflow_engine.devservices), one coordinator and three Celery
+It starts its own PostgreSQL and Redis (devservices), one coordinator and three Celery
 workers, feeds executions at a steady rate, kills the worker owning the most shards, and starts a
 replacement before the next run. Results: a table on stdout and ``bench/results/failover.json``.
 """

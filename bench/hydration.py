@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/hydration.py          # --events 10000, snapshot-every 100, keep-n-snapshots 2
 
-It starts its own PostgreSQL and Redis (workflow_engine.devservices) and, in this process, builds one long
+It starts its own PostgreSQL and Redis (devservices) and, in this process, builds one long
 execution by driving the pure engine (``engine.decide``) over a real, compiled definition: ``--nodes``
 ``http.request`` nodes in ``--width`` parallel chains into one ``aggregate.count``, calling a rate-limited
 API: each attempt but the last of ten fails retryably with probability ``--fail-rate`` (a 503), and is retried
@@ -78,10 +78,10 @@ class Journal:
 
 def drive(execution: Any, graph: Any, target: int, fail_rate: float, seed: int) -> Journal:
     """Commands through ``decide`` until ``target`` events; snapshots as ``apply_pending`` takes them."""
-    from apps.workflows.conf import engine_settings
     from apps.workflows.engine import decide as d
     from apps.workflows.engine.state import ExecutionState
     from apps.workflows.services import journal
+    from workflow_engine.tunables import engine_settings
 
     every, taken = engine_settings.snapshot_every, 0
     rng = random.Random(seed)

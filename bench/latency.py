@@ -3,11 +3,11 @@ the gateway under concurrent clients (issue 6, requirement 3).
 
     .venv/bin/python bench/latency.py               # --seconds 40 --clients 8 --requests 150; ~1.5 minutes
 
-It starts its own PostgreSQL and Redis (workflow_engine.devservices), one coordinator and one engine worker
+It starts its own PostgreSQL and Redis (devservices), one coordinator and one engine worker
 of concurrency 2 (``--concurrency``), with the three-node workflow of bench/throughput.py (``linear3``:
 sequence.numbers → map → aggregate.count).
 
-Part A, end to end. First the maximum throughput: a burst of ``--burst`` starts (``workflow_engine.client
+Part A, end to end. First the maximum throughput: a burst of ``--burst`` starts (``apps.workflows.client
 .start``, back to back) timed until the last one has completed, as throughput.py measures it (``--rate``
 skips this and gives the rate of part B directly). Then an open-loop load at half that rate for
 ``--seconds``: a starter thread calls ``client.start`` on a fixed schedule (start i is due at t0 + i/rate,
@@ -46,6 +46,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import BenchEnv, percentile, wait  # noqa: E402
 from throughput import TERMINAL, definition, run_ours  # noqa: E402
 
+from devservices import free_port  # noqa: E402
+
 WORKFLOW = "bench-linear3"
 TARGET_P95_MS = 100.0
 
@@ -78,7 +80,7 @@ class Starter(threading.Thread):
     def run(self) -> None:
         from django.db import connection
 
-        from workflow_engine import client
+        from apps.workflows import client
 
         try:
             total = int(self.rate * self.seconds)
@@ -271,9 +273,8 @@ def main() -> None:
     t_begin = time.perf_counter()
     summary: dict[str, Any] = {"concurrency": args.concurrency, "target_p95_ms": TARGET_P95_MS}
     with BenchEnv("latency") as env:
+        from apps.workflows import client
         from apps.workflows.models import Execution
-        from workflow_engine import client
-        from workflow_engine.devservices import free_port
 
         client.create_workflow(definition("linear3"))
         env.cluster.start_coordinator()

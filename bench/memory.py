@@ -3,7 +3,7 @@
     .venv/bin/python bench/memory.py                  # --in-flight 1000 --soak-seconds 600; ~12 minutes
     .venv/bin/python bench/memory.py --soak-seconds 60 --bounded-cache 0   # a quick look
 
-It starts its own PostgreSQL and Redis (workflow_engine.devservices), one coordinator and one Celery worker
+It starts its own PostgreSQL and Redis (devservices), one coordinator and one Celery worker
 of concurrency 2 (``--concurrency``). The worker's memory is its resident set summed over the main process
 and its prefork children (psutil); PSS (proportional set size, pages shared after the fork counted once) is
 reported next to it. The engine's entity cache size is the ``workflow_entity_count`` gauge (per process,
@@ -13,7 +13,7 @@ bench/worker_probe.py (``--no-probe``: not), which reports the length of its mai
 heap.
 
 Part A, in flight: a workflow that parks (``sequence.numbers`` → ``wait.signal`` "go" → ``aggregate.count``).
-``--in-flight`` executions are started with ``workflow_engine.client.start``; once every one is ``running``
+``--in-flight`` executions are started with ``apps.workflows.client.start``; once every one is ``running``
 and its ``NodeWaiting`` event is in the journal, the worker's memory is compared with its memory idle just
 before (after a warm-up). Then each is signalled through the service the REST API uses
 (``apps.workflows.services.control.signal``), and once all have completed the memory is read again. With
@@ -155,7 +155,7 @@ def fresh_worker(
     env: Any, name: str, concurrency: int, extra: dict[str, str] | None = None, probe: bool = True
 ) -> Worker:
     """Start a worker, wait until it owns every shard, and warm it up (both workflows, a few runs each)."""
-    from apps.workflows.conf import engine_settings
+    from workflow_engine.tunables import engine_settings
 
     worker = Worker(env, name, concurrency, extra, probe)
     shards = engine_settings.number_of_shards
@@ -169,9 +169,9 @@ def fresh_worker(
 def park_and_release(n: int, worker: Worker | None = None) -> dict[str, Any]:
     """Start ``n`` parking executions, wait until all are parked, release them, wait until all completed;
     with ``worker``, sample its memory idle before, parked, and after."""
+    from apps.workflows import client
     from apps.workflows.models import Event, Execution
     from apps.workflows.services import control
-    from workflow_engine import client
 
     result: dict[str, Any] = {"executions": n}
     if worker is not None:
@@ -232,8 +232,8 @@ class Load(threading.Thread):
     def run(self) -> None:
         from django.db import connection
 
+        from apps.workflows import client
         from apps.workflows.services import control
-        from workflow_engine import client
 
         try:
             t0 = time.perf_counter()
@@ -391,7 +391,7 @@ def main() -> None:
     t_begin = time.perf_counter()
     summary: dict[str, Any] = {"concurrency": args.concurrency, "in_flight": {}}
     with BenchEnv("memory") as env:
-        from workflow_engine import client
+        from apps.workflows import client
 
         client.create_workflow(definition("linear3"))
         client.create_workflow(park_definition())

@@ -2,15 +2,15 @@
 
     .venv/bin/python bench/storage.py            # --workflows 20 --executions 100000 --samples 200
 
-It starts its own PostgreSQL and Redis (workflow_engine.devservices) and, in this process:
+It starts its own PostgreSQL and Redis (devservices) and, in this process:
 
 1. creates ``--workflows`` workflows (``definitions.create``) of four nodes: ``sequence.numbers`` → ``map`` →
    ``http.request`` (a POST per record to a local HTTP server, retried once) → ``aggregate.count``;
 2. runs six template executions of each through the engine's own services, as a worker would
-   (``executions.start``, ``commands.apply_pending``, the node task ``nodes.run_node``, ``timers.fire_due``,
-   ``control.cancel``): completed; completed on the second attempt; failed after two attempts; cancelled;
-   still running (waiting on the HTTP node); pending (its start command not yet applied). This process owns
-   every shard for the purpose;
+   (``executions.start``, ``commands.apply_pending``, the node task ``attempts.run_attempt``,
+   ``timers.fire_due``, ``control.cancel``): completed; completed on the second attempt; failed after two
+   attempts; cancelled; still running (waiting on the HTTP node); pending (its start command not yet
+   applied). This process owns every shard for the purpose;
 3. copies the templates server-side (``INSERT ... SELECT`` joined with a plan table loaded by ``COPY``) into
    ``--executions`` executions with new ids and shards, spread over ``--days`` days, with their events,
    inbox commands, node outputs, log lines and timers; event payloads get their new ``executionId`` and
@@ -125,9 +125,9 @@ def own_every_shard() -> None:
     """Make this process the owner of every shard, so ``commands.apply_pending`` passes the fence here."""
     from apps.cluster import identity
     from apps.cluster.models import ShardLease
-    from apps.workflows.conf import engine_settings
+    from workflow_engine.tunables import engine_settings
 
-    node_id = identity.new_node_id("worker")
+    node_id = identity.new_member_id("worker")
     identity.adopt(node_id)
     for shard in range(engine_settings.number_of_shards):
         ShardLease.objects.update_or_create(
@@ -138,12 +138,12 @@ def own_every_shard() -> None:
 def _run_post(execution_id: str, api: OrdersApi, *, fail: bool) -> None:
     """Run the pending ``post`` attempt as the node task does, then apply its result as the shard owner."""
     from apps.workflows.models import Execution
-    from apps.workflows.services import commands, nodes
+    from apps.workflows.services import attempts, commands
 
     execution = Execution.objects.get(pk=execution_id)
     attempt = dict((n, a) for n, a in execution.running_nodes)["post"]
     api.failing = fail
-    nodes.run_node(execution_id, "post", attempt, {"price": 1})
+    attempts.run_attempt(execution_id, "post", attempt, {"price": 1})
     commands.apply_pending(execution_id)
 
 

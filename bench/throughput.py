@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/throughput.py            # --runs 300 --reps 3 --concurrency 2
 
-It starts its own PostgreSQL and Redis (workflow_engine.devservices), one coordinator and ONE engine worker
+It starts its own PostgreSQL and Redis (devservices), one coordinator and ONE engine worker
 of concurrency C, and one worker of the plain Celery app in ``bench/celery_baseline.py`` with the same
 concurrency on the same Redis (another database number). For each scenario, N runs of each contender are
-started from Python as fast as possible (ours: ``workflow_engine.client.start``; Celery: ``apply_async``
+started from Python as fast as possible (ours: ``apps.workflows.client.start``; Celery: ``apply_async``
 of a chain or chord), and the clock stops when the last one has completed (ours: the Execution rows,
 polled; Celery: a Redis counter the last task increments). Contenders alternate, in reversed order every
 other repetition; the median completions per second of each and their ratio ours/celery are reported.
@@ -76,8 +76,8 @@ def finished_since(workflow_id: str, since: Any) -> int:
 def run_ours(scenario: str, n: int) -> dict[str, Any]:
     from django.utils import timezone
 
+    from apps.workflows import client
     from apps.workflows.models import Execution
-    from workflow_engine import client
 
     since = timezone.now()
     t0 = time.perf_counter()
@@ -134,8 +134,8 @@ def main() -> None:
         os.environ["BASELINE_REDIS_URL"] = baseline_url
         import redis
 
+        from apps.workflows import client
         from tests.harness import Proc
-        from workflow_engine import client
 
         for scenario in scenarios:
             client.create_workflow(definition(scenario))

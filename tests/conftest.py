@@ -63,17 +63,17 @@ def _engine_data_dir(workdir: Path) -> Path:
 def file_roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """This process' file root is the session's temporary directory, as for the processes it starts
     (``process_env``), so a test's ``tmp_path`` is inside a root wherever the path is checked."""
-    from apps.workflows.nodes import files
+    from apps.workflows.nodes import sandbox
 
     base = tmp_path_factory.getbasetemp()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(files, "allowed_roots", lambda: [base])
+        patch.setattr(sandbox, "allowed_roots", lambda: [base])
         yield
 
 
 def make_token(username: str, role: str | None = "admin") -> str:
     """The API token of ``username``: a superuser for ``admin`` (every existing test acts as one), else a
-    member of the role's group (apps/workflows/roles.py); ``None``: a user without any role."""
+    member of the role's group (workflow_engine/roles.py); ``None``: a user without any role."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from rest_framework.authtoken.models import Token

@@ -22,6 +22,10 @@ from typing import Any, TypeVar
 
 import psutil
 
+from apps.cluster import processes
+from devservices import free_port as free_port  # re-exported: the tests take their ports from here
+from tests import openapi_check
+
 ROOT = Path(__file__).resolve().parent.parent
 # The original product's minimal valid body (origin-product.md §1.1), unchanged; ./run loads it as ``wf1``.
 ORIGINAL_MINIMAL: dict[str, Any] = json.loads((ROOT / "examples" / "minimal.json").read_text())
@@ -35,12 +39,6 @@ TEST_TUNABLES = {
     "WORKFLOW_RECONCILE_INTERVAL": "500ms",
     "WORKFLOW_SNAPSHOT_EVERY": "10",
 }
-
-
-def free_port() -> int:
-    from workflow_engine.devservices import free_port as pick
-
-    return pick()
 
 
 def migrate_with_token(url: str, token: str, username: str) -> None:
@@ -165,46 +163,21 @@ class Cluster:
         env: dict[str, str] | None = None,
         wrap: Sequence[str] = (),
     ) -> Proc:
-        """A Celery worker named ``name``; ``wrap`` prefixes its command (e.g. ``ip netns exec <ns>``)."""
-        argv = [
-            *wrap,
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workflow_engine",
-            "worker",
-            "-P",
-            "prefork",
-            "-c",
-            str(concurrency),
-            "-Q",
-            "wf.nodes",
-            "-n",
-            f"{name}-{len(self.procs)}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "INFO",
-        ]
+        """A Celery worker named ``name``, started with the production command line (``processes.worker``);
+        ``wrap`` prefixes it (e.g. ``ip netns exec <ns>``). The Celery node name gets the process count, so a
+        worker restarted under the same ``name`` is a distinct Celery node."""
+        argv = [*wrap, *processes.worker(concurrency=concurrency, name=f"{name}-{len(self.procs)}")]
         extra = {"WORKFLOW_NODE_NAME": name, "WORKFLOW_PROCESS_ROLE": "worker", **(env or {})}
         return self._spawn(name, argv, extra)
 
     def start_coordinator(self, name: str = "coordinator", env: dict[str, str] | None = None) -> Proc:
-        return self._spawn(name, self.manage("run_coordinator"), {"WORKFLOW_NODE_NAME": name, **(env or {})})
+        return self._spawn(name, processes.coordinator(), {"WORKFLOW_NODE_NAME": name, **(env or {})})
 
     def start_gateway(self, port: int, name: str = "gateway") -> Proc:
-        argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "workflow_engine.wsgi:application",
-            "-c",
-            "python:workflow_engine.gunicorn_conf",
-        ]
         return self._spawn(
-            name, argv, {"HTTP_PORT": str(port), "HTTP_HOST": "127.0.0.1", "GATEWAY_WORKERS": "2"}
+            name,
+            processes.gateway(),
+            {"HTTP_PORT": str(port), "HTTP_HOST": "127.0.0.1", "GATEWAY_WORKERS": "2"},
         )
 
     def start_node(self, http_port: int, metrics_port: int, name: str = "node") -> Proc:
@@ -256,10 +229,12 @@ class Api:
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 raw = response.read()
-                status = response.status
+                status, media = response.status, response.headers.get_content_type()
         except urllib.error.HTTPError as exc:
-            raw, status = exc.read(), exc.code
+            raw, status, media = exc.read(), exc.code, exc.headers.get_content_type()
         text = raw.decode()
+        # every answer a test receives must match its route's OpenAPI description (tests/openapi_check.py)
+        openapi_check.check_response(method, path, status, media, text)
         try:
             return status, json.loads(text) if text else None
         except ValueError:

@@ -1,4 +1,8 @@
-"""The Celery application. Workers consume ``wf.nodes`` plus the ``wf.shard.<n>`` queues of their shards."""
+"""The Celery application. Workers consume ``wf.nodes`` plus the ``wf.shard.<n>`` queues of their shards.
+
+The cluster app adds the worker's shard consumer in its ``AppConfig.ready()`` (``apps/cluster/worker.py``);
+tasks are found in the apps by ``autodiscover_tasks``. Publishing goes through ``workflow_engine.messaging``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,3 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_engine.settings")
 app = Celery("workflow_engine")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["apps.workflows"])
-
-from apps.cluster.worker import install  # noqa: E402  (needs the app)
-
-install(app)

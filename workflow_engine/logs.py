@@ -1,24 +1,25 @@
-"""JSON-lines logging. ``extra={...}`` fields become keys of the line."""
+"""JSON-lines logging: python-json-logger, set up to write our line.
+
+A line is ``{"ts", "level", "logger", "msg", <extra fields>..., "exc"}``: ``ts`` in UTC with milliseconds,
+``extra={...}`` fields as keys of the line, a value JSON cannot hold written as its ``str()``, and the
+traceback, if any, as ``exc`` (docs/operations.md). Why the library and not our own: docs/development.md.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+from pythonjsonlogger.json import JsonFormatter as _LibraryFormatter
+
+_FIELDS = "{asctime}{levelname}{name}{message}"
+_NAMES = {"asctime": "ts", "levelname": "level", "name": "logger", "message": "msg", "exc_info": "exc"}
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        line.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+class JsonFormatter(_LibraryFormatter):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(_FIELDS, style="{", rename_fields=_NAMES, json_default=str, **kwargs)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")

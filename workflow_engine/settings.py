@@ -2,7 +2,7 @@
 
 Profiles (``WORKFLOW_PROFILE``): ``dev`` (the default; what ./run uses), ``test`` and ``production``. A
 production profile requires ``SECRET_KEY`` and refuses ``DEBUG``. Engine tunables live in ``WORKFLOW_ENGINE``
-under the original product's key names and are validated by ``apps.workflows.conf`` at start.
+under the original product's key names, declared and validated in ``workflow_engine.tunables``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from workflow_engine import tunables
 from workflow_engine.env import (
     check_redis_url,
     connections_from_env,
@@ -194,36 +195,9 @@ CELERY_IMPORTS = env_list("WORKFLOW_CELERY_IMPORTS", [])
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 900, low=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840, low=1)
 
-# --- engine tunables (original key names; validated in apps.workflows.conf) ------------------------------
-WORKFLOW_ENGINE = {
-    "number-of-shards": env_int("WORKFLOW_NUMBER_OF_SHARDS", 100),
-    "snapshot-every": env_int("WORKFLOW_SNAPSHOT_EVERY", 100 if PROFILE != "dev" else 50),
-    "keep-n-snapshots": env_int("WORKFLOW_KEEP_N_SNAPSHOTS", 2),
-    "passivate-idle-entity-after": env_str("WORKFLOW_PASSIVATE_IDLE_ENTITY_AFTER", "120s"),
-    "max-cached-entities": env_int("WORKFLOW_MAX_CACHED_ENTITIES", 10000),
-    "rebalance-interval": env_str("WORKFLOW_REBALANCE_INTERVAL", "10s"),
-    "rebalance-threshold": env_int("WORKFLOW_REBALANCE_THRESHOLD", 1),
-    "max-simultaneous-rebalance": env_int("WORKFLOW_MAX_SIMULTANEOUS_REBALANCE", 3),
-    "min-nr-of-members": env_int("WORKFLOW_MIN_NR_OF_MEMBERS", 1),
-    "heartbeat-interval": env_str("WORKFLOW_HEARTBEAT_INTERVAL", "1s"),
-    "liveness-ttl": env_str("WORKFLOW_LIVENESS_TTL", "3s"),
-    "leader-lease-ttl": env_str("WORKFLOW_LEADER_LEASE_TTL", "6s"),
-    "reconcile-interval": env_str("WORKFLOW_RECONCILE_INTERVAL", "1s"),
-    "sweep-interval": env_str("WORKFLOW_SWEEP_INTERVAL", "5s"),
-    "handoff-timeout": env_str("WORKFLOW_HANDOFF_TIMEOUT", "30s"),
-    "default-node-timeout": env_str("WORKFLOW_DEFAULT_NODE_TIMEOUT", "1h"),
-    "max-node-output-records": env_int("WORKFLOW_MAX_NODE_OUTPUT_RECORDS", 1_000_000),
-    "max-node-output-bytes": env_int("WORKFLOW_MAX_NODE_OUTPUT_BYTES", 64 * 1024 * 1024),
-    # an execution whose applies keep failing ends failed; a slow apply does not hold its shard (issue 10)
-    "max-apply-failures": env_int("WORKFLOW_MAX_APPLY_FAILURES", 5),
-    "apply-timeout": env_str("WORKFLOW_APPLY_TIMEOUT", "60s"),
-    "apply-batch-budget": env_str("WORKFLOW_APPLY_BATCH_BUDGET", "1s"),
-    "sweeper-max-redrives": env_int("WORKFLOW_SWEEPER_MAX_REDRIVES", 5),
-    # No shared folder (/tmp) in any profile: the engine's own data must never be inside a root.
-    "file-roots": env_list("WORKFLOW_FILE_ROOTS", [str(DATA_DIR / "files")]),
-    "sql-memory-limit-mb": env_int("WORKFLOW_SQL_MEMORY_LIMIT_MB", 256),
-    "sql-threads": env_int("WORKFLOW_SQL_THREADS", 1),
-}
+# --- engine tunables (original key names), each declared once in workflow_engine/tunables.py --------------
+# Read here from WORKFLOW_<KEY>; parsed, bounded and cross-checked at start (workflows' apps.py ready()).
+WORKFLOW_ENGINE = tunables.from_environment(profile=PROFILE, data_dir=DATA_DIR)
 
 # --- integrations used by nodes (docs/nodes.md) ------------------------------------------------------------
 # Named database connections for db.* and mysql.* nodes: WORKFLOW_CONNECTION_<NAME>=<url> (or _FILE). A
@@ -238,17 +212,17 @@ WORKFLOW_PYTHON_CALLABLES = env_list("WORKFLOW_PYTHON_CALLABLES", [])
 WORKFLOW_CELERY_TASKS = env_list("WORKFLOW_CELERY_TASKS", [])
 
 # --- API ------------------------------------------------------------------------------------------------
-# Rate limits (apps/workflows/api/throttles.py): per user (token), per anonymous IP, and failed token
+# Rate limits (workflow_engine/api/throttles.py): per user (token), per anonymous IP, and failed token
 # authentications per IP. The test profile's are out of the suite's reach; its own tests set low ones.
 _RATES = ("100000/min",) * 3 if PROFILE == "test" else ("600/min", "60/min", "20/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "apps.workflows.api.throttles.ThrottledTokenAuthentication",
+        "workflow_engine.api.throttles.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
-        "apps.workflows.api.throttles.UserRateThrottle",
-        "apps.workflows.api.throttles.AnonRateThrottle",
+        "workflow_engine.api.throttles.UserRateThrottle",
+        "workflow_engine.api.throttles.AnonRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "user": env_rate("WORKFLOW_RATE_LIMIT_USER", _RATES[0]),
@@ -261,7 +235,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "apps.workflows.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "workflow_engine.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 CACHES = {

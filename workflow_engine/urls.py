@@ -20,14 +20,14 @@ urlpatterns = [
     path("health/ready", health.ReadyView.as_view(), name="health-ready"),
     path("api/schema/", SpectacularAPIView.as_view(**_OPEN), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **_OPEN), name="docs"),
-    path("api/v1/", include("apps.cluster.api.urls")),  # cluster/, events, executions/<id>/location
+    path("api/", include("apps.workflows.api.urls")),  # before events/<event_type>: events/workflow/<id>
+    path("api/v1/", include("apps.cluster.api.urls")),  # cluster/, events
     path("api/v1/", include("apps.schedules.urls")),  # schedules, backfills
-    path("api/", include("apps.workflows.api.urls")),
     path("monitoring/", include(monitoring_urlpatterns)),  # authenticated like /api/
     path("admin/", admin.site.urls),
 ]
 
-handler400 = "apps.workflows.api.errors.bad_request"
-handler403 = "apps.workflows.api.errors.permission_denied"
-handler404 = "apps.workflows.api.errors.not_found"
-handler500 = "apps.workflows.api.errors.server_error"
+handler400 = "workflow_engine.api.errors.bad_request"
+handler403 = "workflow_engine.api.errors.permission_denied"
+handler404 = "workflow_engine.api.errors.not_found"
+handler500 = "workflow_engine.api.errors.server_error"

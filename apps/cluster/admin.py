@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from apps.cluster.models import ClusterEvent, ClusterNode, CoordinatorTerm, ShardLease
+from apps.cluster.models import ClusterEvent, ClusterMember, CoordinatorTerm, ShardLease
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -37,11 +37,11 @@ class CoordinatorTermAdmin(ReadOnlyAdmin):
     list_display = ("id", "term", "leader", "updated_at")
 
 
-@admin.register(ClusterNode)
+@admin.register(ClusterMember)
 class ClusterNodeAdmin(ReadOnlyAdmin):
-    list_display = ("node_id", "name", "host", "pid", "roles", "state", "started_at", "last_seen")
+    list_display = ("member_id", "name", "host", "pid", "roles", "state", "started_at", "last_seen")
     list_filter = ("state",)
-    search_fields = ("node_id", "name", "host")
+    search_fields = ("member_id", "name", "host")
 
 
 @admin.register(ClusterEvent)

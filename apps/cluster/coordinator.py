@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 from datetime import timedelta
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, F
+from django.db.models import F
 from django.utils import timezone
 
-from apps.cluster import events, membership, metrics, redis_client
+from apps.cluster import events, hooks, membership, metrics
 from apps.cluster.allocation import Lease, Move, loads, orphan_moves, rebalance_moves
 from apps.cluster.leadership import Leadership
-from apps.cluster.models import ClusterNode, LeaseState, MoveReason, ShardLease
-from apps.workflows.conf import engine_settings
+from apps.cluster.models import ClusterMember, LeaseState, MoveReason, ShardLease
+from workflow_engine import messaging
+from workflow_engine.tunables import engine_settings
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +31,9 @@ class TermLost(Exception):
 
 
 class Coordinator:
-    def __init__(self, node_id: str) -> None:
-        self.node_id = node_id
-        self.leadership = Leadership(node_id)
+    def __init__(self, member_id: str) -> None:
+        self.member_id = member_id
+        self.leadership = Leadership(member_id)
         self.members: set[str] = set()
         self._last_rebalance = time.monotonic()
         self._last_sweep = 0.0
@@ -41,7 +41,7 @@ class Coordinator:
 
     def tick(self) -> bool:
         """Beat, lead if we can, and do the leader's work. Returns whether this coordinator led."""
-        membership.beat(self.node_id, ["coordinator"])
+        membership.beat(self.member_id, ["coordinator"])
         if not self.leadership.ensure():
             self.members.clear()
             return False
@@ -54,7 +54,7 @@ class Coordinator:
 
     def _lead(self) -> None:
         live_members = membership.live_members()
-        live = sorted(m.node_id for m in live_members if m.role == "worker")
+        live = sorted(m.member_id for m in live_members if m.role == "worker")
         self._track_members(live)
         self.allocate(live)
         now = time.monotonic()
@@ -65,16 +65,15 @@ class Coordinator:
         metrics.report_cluster(len(live_members), self.leadership.term or 0)
 
     def _sweep(self, now: float) -> None:
-        from apps.workflows.services import sweeper, timers
-
-        timers.fire_due()  # every tick: a timer fires within a tick of its time
-        _fire_schedules()
+        """The apps' leader work (``hooks``): every tick (a timer fires within a tick of its time), after
+        members were lost, and every ``sweep-interval``."""
+        hooks.leader_tick()
         if self._redrive_at is not None and now >= self._redrive_at:
             self._redrive_at = None
-            sweeper.redrive_after_member_loss()
+            hooks.members_lost()
         if now - self._last_sweep >= engine_settings.sweep_interval:
             self._last_sweep = now
-            sweeper.sweep()
+            hooks.sweep()
 
     # --- membership --------------------------------------------------------------------------------------
 
@@ -86,24 +85,27 @@ class Coordinator:
             self._gone(sorted(gone))
         self.members = set(live)
 
-    def _joined(self, nodes: list[str]) -> None:
-        down = set(ClusterNode.objects.filter(pk__in=nodes, state="down").values_list("pk", flat=True))
-        for node in nodes:
-            if node in down:  # it was cut off or paused, and its liveness is back
-                events.record("reachable_member", reachable_node=node)
-            events.record("member_event", member_address=node, status="up", roles=["worker"])
-        ClusterNode.objects.filter(pk__in=nodes).exclude(state="up").update(state="up")
+    def _joined(self, members: list[str]) -> None:
+        down = set(ClusterMember.objects.filter(pk__in=members, state="down").values_list("pk", flat=True))
+        for member in members:
+            if member in down:  # it was cut off or paused, and its liveness is back
+                events.record("reachable_member", reachable_node=member)
+            events.record("member_event", member_address=member, status="up", roles=["worker"])
+        ClusterMember.objects.filter(pk__in=members).exclude(state="up").update(state="up")
 
-    def _gone(self, nodes: list[str]) -> None:
-        left = set(ClusterNode.objects.filter(pk__in=nodes, state="left").values_list("pk", flat=True))
-        for node in nodes:
-            if node not in left:  # its liveness expired: it died, hangs or is cut off
+    def _gone(self, members: list[str]) -> None:
+        left = set(ClusterMember.objects.filter(pk__in=members, state="left").values_list("pk", flat=True))
+        for member in members:
+            if member not in left:  # its liveness expired: it died, hangs or is cut off
                 events.record(
-                    "unreachable_member", severity="ERROR", unreachable_node=node, detected_by=self.node_id
+                    "unreachable_member",
+                    severity="ERROR",
+                    unreachable_node=member,
+                    detected_by=self.member_id,
                 )
-            events.record("member_event", member_address=node, status="removed", roles=["worker"])
-        ClusterNode.objects.filter(pk__in=[n for n in nodes if n not in left]).update(state="down")
-        if set(nodes) - left:
+            events.record("member_event", member_address=member, status="removed", roles=["worker"])
+        ClusterMember.objects.filter(pk__in=[m for m in members if m not in left]).update(state="down")
+        if set(members) - left:
             # node attempts it ran for other shards' owners: checked once their claims have expired too
             self._redrive_at = time.monotonic() + engine_settings.heartbeat_interval
 
@@ -153,7 +155,7 @@ class Coordinator:
         """One transaction per move: a shard whose lease row is locked (its owner paused inside an append)
         waits for the next round instead of holding up every other move."""
         term = self.leadership.term
-        counts = _active_counts(m.shard_id for m, _ in moves)
+        counts = hooks.shard_load([m.shard_id for m, _ in moves])
         done = 0
         for move, reason in moves:
             try:
@@ -203,19 +205,9 @@ class Coordinator:
         return moves
 
 
-def _fire_schedules() -> None:
-    """Schedules fire on the leader every tick; a failure is logged and retried next tick, never fatal."""
-    from apps.schedules.services import firing
-
-    try:
-        firing.tick()
-    except Exception:
-        logger.exception("firing schedules failed; retrying next tick")
-
-
 def _left(owners: set[str]) -> set[str]:
     """Owners that stopped cleanly (``membership.leave``) rather than died."""
-    return set(ClusterNode.objects.filter(pk__in=owners, state="left").values_list("pk", flat=True))
+    return set(ClusterMember.objects.filter(pk__in=owners, state="left").values_list("pk", flat=True))
 
 
 def _orphan_reason(move: Move, left: set[str]) -> str:
@@ -247,19 +239,6 @@ def _move(move: Move, term: int, reason: str) -> bool:
     return moved == 1
 
 
-def _active_counts(shards: Iterable[int]) -> dict[int, int]:
-    from apps.workflows.models import ACTIVE_STATUSES, Execution
-
-    rows = (
-        Execution.objects.filter(shard_id__in=list(shards))
-        .filter(status__in=ACTIVE_STATUSES)
-        .values("shard_id")
-        .annotate(n=Count("id"))
-        .values_list("shard_id", "n")
-    )
-    return dict(rows)
-
-
 def _lock_timeout(value: str) -> None:
     with connection.cursor() as cur:
         cur.execute(f"SET LOCAL lock_timeout = '{value}'")
@@ -282,6 +261,6 @@ def _ensure_shards(n: int) -> None:
 def _nudge_workers() -> None:
     """A hint: workers reconcile at once instead of at their next interval."""
     try:
-        redis_client.client().publish(redis_client.key(redis_client.NUDGE_CHANNEL), "1")
+        messaging.nudge_members()
     except Exception:
         logger.warning("could not nudge workers", exc_info=True)

@@ -15,7 +15,7 @@ from django.conf import settings
 ENV = "WORKFLOW_NODE_ID"
 
 
-def new_node_id(role: str) -> str:
+def new_member_id(role: str) -> str:
     return f"{settings.WORKFLOW_NODE_NAME}:{role}:{uuid.uuid4().hex[:12]}"
 
 
@@ -23,10 +23,10 @@ def current() -> str | None:
     return os.environ.get(ENV) or None
 
 
-def adopt(node_id: str) -> None:
-    os.environ[ENV] = node_id
+def adopt(member_id: str) -> None:
+    os.environ[ENV] = member_id
 
 
-def role_of(node_id: str) -> str:
-    parts = node_id.split(":")
+def role_of(member_id: str) -> str:
+    parts = member_id.split(":")
     return parts[-2] if len(parts) >= 3 else "unknown"

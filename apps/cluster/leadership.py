@@ -13,8 +13,9 @@ import time
 
 from django.db import connection, transaction
 
-from apps.cluster import events, redis_client
-from apps.workflows.conf import engine_settings
+from apps.cluster import events
+from workflow_engine import redis_client
+from workflow_engine.tunables import engine_settings
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ return 0
 """
 
 
-def bump_term(node_id: str) -> tuple[int, str]:
+def bump_term(member_id: str) -> tuple[int, str]:
     """Increment the fencing term; returns (new term, previous leader)."""
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT leader FROM cluster_coordinatorterm WHERE id = 1 FOR UPDATE")
@@ -42,7 +43,7 @@ def bump_term(node_id: str) -> tuple[int, str]:
             "ON CONFLICT (id) DO UPDATE SET term = cluster_coordinatorterm.term + 1, "
             "leader = EXCLUDED.leader, "
             "updated_at = now() RETURNING term",
-            [node_id],
+            [member_id],
         )
         term = cur.fetchone()[0]
     return int(term), (row[0] if row else "")
@@ -58,8 +59,8 @@ def current_term() -> tuple[int, str]:
 class Leadership:
     """One coordinator's view of the lease. ``ensure()`` once per tick says whether it may act now."""
 
-    def __init__(self, node_id: str) -> None:
-        self.node_id = node_id
+    def __init__(self, member_id: str) -> None:
+        self.member_id = member_id
         self.term: int | None = None
         self._renewed_at = 0.0
 
@@ -84,18 +85,20 @@ class Leadership:
         return self.term is not None and now - self._renewed_at < self._ttl * 2 / 3
 
     def _try_acquire(self, now: float) -> bool:
-        won = redis_client.client().set(self.key, self.node_id, nx=True, px=int(self._ttl * 1000))
+        won = redis_client.client().set(self.key, self.member_id, nx=True, px=int(self._ttl * 1000))
         if not won:
             return False
         self._renewed_at = now
-        self.term, previous = bump_term(self.node_id)
-        events.record("leader_changed", old_leader=previous or None, new_leader=self.node_id, term=self.term)
-        logger.info("became leader", extra={"node_id": self.node_id, "term": self.term})
+        self.term, previous = bump_term(self.member_id)
+        events.record(
+            "leader_changed", old_leader=previous or None, new_leader=self.member_id, term=self.term
+        )
+        logger.info("became leader", extra={"node_id": self.member_id, "term": self.term})
         return True
 
     def _renew(self, started: float) -> None:
         try:
-            ok = redis_client.client().eval(_RENEW, 1, self.key, self.node_id, int(self._ttl * 1000))
+            ok = redis_client.client().eval(_RENEW, 1, self.key, self.member_id, int(self._ttl * 1000))
         except Exception:
             logger.warning("lease renewal failed", exc_info=True)
             ok = None
@@ -107,7 +110,7 @@ class Leadership:
     def step_down(self, reason: str) -> None:
         if self.term is not None:
             logger.warning(
-                "stepping down", extra={"node_id": self.node_id, "term": self.term, "reason": reason}
+                "stepping down", extra={"node_id": self.member_id, "term": self.term, "reason": reason}
             )
         self.term = None
 
@@ -115,7 +118,7 @@ class Leadership:
         """On a clean exit: give the lease up so a standby leads at once."""
         if self.term is not None:
             try:
-                redis_client.client().eval(_RELEASE, 1, self.key, self.node_id)
+                redis_client.client().eval(_RELEASE, 1, self.key, self.member_id)
             except Exception:
                 logger.warning("could not release the lease", exc_info=True)
         self.term = None

@@ -1,4 +1,4 @@
-"""Liveness: each member refreshes a Redis key with a TTL, plus its ``cluster_node`` row.
+"""Liveness: each member refreshes a Redis key with a TTL, plus its ``cluster_clustermember`` row.
 
 The leader treats a member whose key has expired as gone. Only the Redis server's TTL decides, so no two
 hosts' clocks are ever compared.
@@ -13,25 +13,25 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from apps.cluster import redis_client
 from apps.cluster.identity import role_of
-from apps.cluster.models import ClusterNode
-from apps.workflows.conf import engine_settings
+from apps.cluster.models import ClusterMember
+from workflow_engine import redis_client
+from workflow_engine.tunables import engine_settings
 
 
 @dataclass(frozen=True)
 class Member:
-    node_id: str
+    member_id: str
     role: str
     host: str
     pid: int
 
 
-def _member_key(node_id: str) -> str:
-    return redis_client.key("member", node_id)
+def _member_key(member_id: str) -> str:
+    return redis_client.key("member", member_id)
 
 
-def beat(node_id: str, roles: list[str]) -> None:
+def beat(member_id: str, roles: list[str]) -> None:
     """Refresh the member row, then the liveness key. Raises if PostgreSQL or Redis fails.
 
     PostgreSQL first: a member that cannot reach the database stops renewing its liveness, so the leader
@@ -39,11 +39,11 @@ def beat(node_id: str, roles: list[str]) -> None:
     the leader's to change (up, down, left); a beat only refreshes ``last_seen``.
     """
     now = timezone.now()
-    if not ClusterNode.objects.filter(pk=node_id).update(last_seen=now):
-        ClusterNode.objects.get_or_create(
-            pk=node_id,
+    if not ClusterMember.objects.filter(pk=member_id).update(last_seen=now):
+        ClusterMember.objects.get_or_create(
+            pk=member_id,
             defaults={
-                "name": node_id.split(":")[0],
+                "name": member_id.split(":")[0],
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "roles": roles,
@@ -53,14 +53,16 @@ def beat(node_id: str, roles: list[str]) -> None:
             },
         )
     ttl_ms = int(engine_settings.liveness_ttl * 1000)
-    body = json.dumps({"node_id": node_id, "host": socket.gethostname(), "pid": os.getpid(), "roles": roles})
-    redis_client.client().set(_member_key(node_id), body, px=ttl_ms)
+    body = json.dumps(
+        {"node_id": member_id, "host": socket.gethostname(), "pid": os.getpid(), "roles": roles}
+    )
+    redis_client.client().set(_member_key(member_id), body, px=ttl_ms)
 
 
-def leave(node_id: str) -> None:
+def leave(member_id: str) -> None:
     """A clean exit: drop the liveness key so the leader moves our shards at once."""
-    redis_client.client().delete(_member_key(node_id))
-    ClusterNode.objects.filter(pk=node_id).update(state="left", last_seen=timezone.now())
+    redis_client.client().delete(_member_key(member_id))
+    ClusterMember.objects.filter(pk=member_id).update(state="left", last_seen=timezone.now())
 
 
 def live_members() -> list[Member]:
@@ -77,4 +79,4 @@ def live_members() -> list[Member]:
 
 
 def live_workers() -> list[str]:
-    return sorted(m.node_id for m in live_members() if m.role == "worker")
+    return sorted(m.member_id for m in live_members() if m.role == "worker")

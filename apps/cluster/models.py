@@ -52,10 +52,10 @@ class CoordinatorTerm(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
 
-class ClusterNode(models.Model):
-    """A member process: ``node_id`` is ``<name>:<role>:<incarnation>``, new at every start."""
+class ClusterMember(models.Model):
+    """A member process: ``member_id`` is ``<name>:<role>:<incarnation>``, new at every start."""
 
-    node_id = models.CharField(primary_key=True, max_length=300)
+    member_id = models.CharField(primary_key=True, max_length=300)
     name = models.CharField(max_length=200)
     host = models.CharField(max_length=200)
     pid = models.PositiveIntegerField()
@@ -66,10 +66,10 @@ class ClusterNode(models.Model):
 
     class Meta:
         ordering = ["started_at"]
-        indexes = [models.Index(fields=["state", "last_seen"], name="cluster_node_state_seen")]  # pruning
+        indexes = [models.Index(fields=["state", "last_seen"], name="cluster_member_state_seen")]  # pruning
 
     def __str__(self) -> str:
-        return self.node_id
+        return self.member_id
 
 
 class ClusterEvent(models.Model):

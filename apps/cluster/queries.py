@@ -18,36 +18,22 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from apps.cluster import leadership, membership, redis_client
+from apps.cluster import hooks, leadership, membership
 from apps.cluster.identity import role_of
-from apps.cluster.models import ClusterEvent, ClusterNode, ShardLease
-from apps.workflows.conf import engine_settings
-from apps.workflows.errors import NotFound
-from apps.workflows.models import ACTIVE_STATUSES, Execution, Workflow
-from apps.workflows.services.queries import iso
+from apps.cluster.models import ClusterEvent, ClusterMember, ShardLease
+from workflow_engine import redis_client
+from workflow_engine.times import iso
+from workflow_engine.tunables import engine_settings
 
 CLUSTER_NAME = "workflow-engine"
-LOCATION_LIMIT = 100
 MEMBER_STATUSES = ("up", "down", "left")
 UNREACHABLE_LISTED = 100
 
 
 def leader() -> str | None:
-    """The node id holding the coordinator lease, or ``None`` while no coordinator leads."""
+    """The member id holding the coordinator lease, or ``None`` while no coordinator leads."""
     raw = redis_client.client().get(redis_client.key("coordinator", "leader"))
     return raw.decode() if isinstance(raw, bytes) else raw
-
-
-def _active_by_shard() -> dict[int, int]:
-    """Active executions per shard: one ``GROUP BY`` over the partial index ``execution_shard_active``."""
-    rows = (
-        Execution.objects.filter(status__in=ACTIVE_STATUSES)
-        .order_by()
-        .values("shard_id")
-        .annotate(n=Count("*"))
-        .values_list("shard_id", "n")
-    )
-    return dict(rows)
 
 
 def _owners() -> dict[int, str]:
@@ -59,7 +45,7 @@ def _owned_counts() -> Counter[str]:
     return Counter({str(r["owner"]): r["n"] for r in rows})
 
 
-def _leases_of(shard_ids: Iterable[int]) -> dict[int, tuple[str | None, int]]:
+def leases_of(shard_ids: Iterable[int]) -> dict[int, tuple[str | None, int]]:
     rows = ShardLease.objects.filter(shard_id__in=list(shard_ids)).values_list("shard_id", "owner", "epoch")
     return {s: (o, int(e or 0)) for s, o, e in rows}
 
@@ -74,9 +60,9 @@ def cluster_stats(self_address: str, self_roles: list[str]) -> dict[str, Any]:
     executions per shard, and the term.
     """
     leader_id = leader()
-    members = sorted(membership.live_members(), key=lambda m: m.node_id)
+    members = sorted(membership.live_members(), key=lambda m: m.member_id)
     owners = _owners()
-    active = _active_by_shard()
+    active = hooks.shard_load()
     shards = Counter(owners.values())
     entities: Counter[str] = Counter()
     for shard_id, n in active.items():
@@ -88,17 +74,17 @@ def cluster_stats(self_address: str, self_roles: list[str]) -> dict[str, Any]:
         "leader": leader_id,
         "term": leadership.current_term()[0],
         "members": len(members),
-        "nodeCount": len({m.node_id.split(":")[0] for m in members}),
+        "nodeCount": len({m.member_id.split(":")[0] for m in members}),
         "selfAddress": self_address,
         "selfRoles": self_roles,
         "memberList": [
             {
-                "address": m.node_id,
+                "address": m.member_id,
                 "host": m.host,
                 "status": "Up",
                 "roles": [m.role],
-                "shards": shards[m.node_id],
-                "entities": entities[m.node_id],
+                "shards": shards[m.member_id],
+                "entities": entities[m.member_id],
             }
             for m in members
         ],
@@ -132,7 +118,7 @@ def _shard(shard_id: int, lease: Mapping[str, Any] | None, entity_count: int) ->
 def cluster_shards() -> dict[str, Any]:
     """``GET /api/v1/cluster/shards``: every shard's lease and its active executions (two queries)."""
     leases = {row["shard_id"]: row for row in ShardLease.objects.values()}
-    counts = _active_by_shard()
+    counts = hooks.shard_load()
     shards = [_shard(s, leases.get(s), counts.get(s, 0)) for s in range(engine_settings.number_of_shards)]
     return {
         "entityType": "Workflow",
@@ -142,14 +128,16 @@ def cluster_shards() -> dict[str, Any]:
     }
 
 
-def _member_status(node: ClusterNode, live: set[str]) -> str:
+def _member_status(member: ClusterMember, live: set[str]) -> str:
     """Redis decides: a row still marked "up" whose liveness key expired is down (not yet noticed)."""
-    if node.node_id in live:
+    if member.member_id in live:
         return "up"
-    return "down" if node.state in ("up", "down") else node.state
+    return "down" if member.state in ("up", "down") else member.state
 
 
-def _with_status(rows: QuerySet[ClusterNode], status: str | None, live: set[str]) -> QuerySet[ClusterNode]:
+def _with_status(
+    rows: QuerySet[ClusterMember], status: str | None, live: set[str]
+) -> QuerySet[ClusterMember]:
     """The same rule as ``_member_status``, as a filter, so that ``limit`` applies after it."""
     if status == "up":
         return rows.filter(pk__in=live)
@@ -162,73 +150,24 @@ def _with_status(rows: QuerySet[ClusterNode], status: str | None, live: set[str]
 
 def cluster_members(*, status: str | None, limit: int) -> dict[str, Any]:
     """``GET /api/v1/cluster/members``: every member row, newest first, with its liveness from Redis."""
-    live = {m.node_id for m in membership.live_members()}
-    rows = _with_status(ClusterNode.objects.order_by("-started_at", "node_id"), status, live)
+    live = {m.member_id for m in membership.live_members()}
+    rows = _with_status(ClusterMember.objects.order_by("-started_at", "member_id"), status, live)
     owned = _owned_counts()
     members = [
         {
-            "nodeId": node.node_id,
-            "name": node.name,
-            "role": role_of(node.node_id),
-            "host": node.host,
-            "pid": node.pid,
-            "status": _member_status(node, live),
-            "startedAt": iso(node.started_at),
-            "lastSeen": iso(node.last_seen),
-            "shards": owned[node.node_id],
+            "nodeId": member.member_id,
+            "name": member.name,
+            "role": role_of(member.member_id),
+            "host": member.host,
+            "pid": member.pid,
+            "status": _member_status(member, live),
+            "startedAt": iso(member.started_at),
+            "lastSeen": iso(member.last_seen),
+            "shards": owned[member.member_id],
         }
-        for node in rows[:limit]
+        for member in rows[:limit]
     ]
     return {"members": members, "count": len(members)}
-
-
-# --- locations ----------------------------------------------------------------------------------------------
-
-
-def workflow_location(workflow_id: str) -> dict[str, Any]:
-    """Where the workflow's active executions (the newest ``LOCATION_LIMIT``) live: shard, owner, epoch."""
-    if not Workflow.objects.filter(pk=workflow_id).exists():
-        raise NotFound(f"Workflow {workflow_id!r} not found.", details={"workflowId": [workflow_id]})
-    rows = list(
-        Execution.objects.filter(workflow_id=workflow_id, status__in=ACTIVE_STATUSES)
-        .order_by("-created_at", "-id")
-        .values_list("id", "shard_id", "status")[:LOCATION_LIMIT]
-    )
-    leases = _leases_of({shard_id for _, shard_id, _ in rows})
-    executions = []
-    for execution_id, shard_id, status in rows:
-        owner, epoch = leases.get(shard_id, (None, 0))
-        executions.append(
-            {
-                "executionId": execution_id,
-                "shardId": shard_id,
-                "owner": owner,
-                "epoch": epoch,
-                "status": status,
-            }
-        )
-    return {
-        "workflowId": workflow_id,
-        "shardIds": sorted({e["shardId"] for e in executions}),
-        "executions": executions,
-    }
-
-
-def execution_location(execution_id: str) -> dict[str, Any]:
-    """The execution's stored shard and who owns that shard now, at which epoch."""
-    row = Execution.objects.filter(pk=execution_id).values_list("workflow_id", "shard_id", "status").first()
-    if row is None:
-        raise NotFound(f"Execution {execution_id!r} not found.", details={"executionId": [execution_id]})
-    workflow_id, shard_id, status = row
-    owner, epoch = _leases_of([shard_id]).get(shard_id, (None, 0))
-    return {
-        "executionId": execution_id,
-        "workflowId": workflow_id,
-        "shardId": shard_id,
-        "owner": owner,
-        "epoch": epoch,
-        "status": status,
-    }
 
 
 # --- cluster events -----------------------------------------------------------------------------------------
@@ -262,19 +201,6 @@ def cluster_events(
         picked = list(rows.filter(id__gt=since_id).order_by("id").values_list(*columns)[:limit])[::-1]
     events = [_event(*row) for row in picked]
     return {"events": events, "count": len(events)}
-
-
-def workflow_events(workflow_id: str, *, limit: int, since_id: int | None) -> dict[str, Any]:
-    """Events about one workflow; a 404 only when the workflow neither exists nor was ever mentioned (the
-    events of a deleted workflow stay readable)."""
-    found = cluster_events(workflow_id=workflow_id, limit=limit, since_id=since_id)
-    if (
-        not found["events"]
-        and not Workflow.objects.filter(pk=workflow_id).exists()
-        and not ClusterEvent.objects.filter(workflow_id=workflow_id).exists()
-    ):
-        raise NotFound(f"Workflow {workflow_id!r} not found.", details={"workflowId": [workflow_id]})
-    return found
 
 
 def event_stats() -> dict[str, Any]:
@@ -317,12 +243,14 @@ class ClusterStatus:
 
 def cluster_status(self_name: str, self_roles: list[str]) -> ClusterStatus:
     """Live members from Redis; unreachable members are the rows the leader marked "down"."""
-    down = ClusterNode.objects.filter(state="down")
+    down = ClusterMember.objects.filter(state="down")
     return ClusterStatus(
         self_name=self_name,
         self_roles=self_roles,
         leader=leader(),
-        members=sorted(membership.live_members(), key=lambda m: m.node_id),
-        unreachable=list(down.order_by("-last_seen").values_list("node_id", flat=True)[:UNREACHABLE_LISTED]),
+        members=sorted(membership.live_members(), key=lambda m: m.member_id),
+        unreachable=list(
+            down.order_by("-last_seen").values_list("member_id", flat=True)[:UNREACHABLE_LISTED]
+        ),
         unreachable_count=down.count(),
     )

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import hashlib
 
-from apps.workflows.conf import engine_settings
-from apps.workflows.errors import ShardNotOwned
+from workflow_engine.errors import EngineError
+from workflow_engine.tunables import engine_settings
+
+
+class ShardNotOwned(EngineError):
+    """This worker does not own the execution's shard at the current epoch (a fence failure)."""
+
+    code = "shard_not_owned"
+    status = 409
 
 
 def shard_of(execution_id: str, number_of_shards: int | None = None) -> int:
@@ -24,7 +31,7 @@ def queue_name(shard_id: int) -> str:
 FENCE_SQL = "SELECT owner, epoch FROM cluster_shardlease WHERE shard_id = %s FOR SHARE"
 
 
-def check_owner(shard_id: int, owner: str | None, node_id: str | None) -> None:
-    """``ShardNotOwned`` unless ``node_id`` is the owner read under the fence."""
-    if owner is None or node_id is None or owner != node_id:
-        raise ShardNotOwned(f"shard {shard_id} is owned by {owner!r}, not {node_id!r}")
+def check_owner(shard_id: int, owner: str | None, member_id: str | None) -> None:
+    """``ShardNotOwned`` unless ``member_id`` is the owner read under the fence."""
+    if owner is None or member_id is None or owner != member_id:
+        raise ShardNotOwned(f"shard {shard_id} is owned by {owner!r}, not {member_id!r}")

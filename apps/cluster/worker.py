@@ -2,7 +2,7 @@
 
 In the worker's main process, on the consumer's event loop (``c.timer``), so it never races the consumer:
 
-- **heartbeat** every ``heartbeat-interval``: the Redis liveness key and the ``cluster_node`` row;
+- **heartbeat** every ``heartbeat-interval``: the Redis liveness key and the ``cluster_clustermember`` row;
 - **self-fencing**: when no heartbeat has succeeded for three quarters of ``liveness-ttl``, the worker stops
   consuming its shard queues, because the leader may already be moving them;
 - **reconcile** every ``reconcile-interval`` (sooner after a Redis pub/sub nudge): read the shards this worker
@@ -13,12 +13,22 @@ In the worker's main process, on the consumer's event loop (``c.timer``), so it 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
 
 from celery import Celery, bootsteps
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_shutdown
+from celery.worker import state
+from django.db import close_old_connections, connections
+from prometheus_client import multiprocess
+
+from apps.cluster import hooks, membership
+from apps.cluster.identity import adopt, current, new_member_id
+from apps.cluster.models import ShardLease
+from workflow_engine import messaging, redis_client
+from workflow_engine.tunables import engine_settings
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +46,7 @@ class ShardConsumer(bootsteps.StartStopStep):
         self._timers: list[Any] = []
 
     def start(self, c: Any) -> None:
-        from apps.cluster.identity import current
-        from apps.workflows.conf import engine_settings
-
-        self.node_id = current()
+        self.member_id = current()
         self.consumer = c
         self._timers = [
             c.timer.call_repeatedly(engine_settings.heartbeat_interval, self.heartbeat),
@@ -56,44 +63,35 @@ class ShardConsumer(bootsteps.StartStopStep):
         self._timers = []
 
     def shutdown(self, c: Any) -> None:
-        from apps.cluster import membership
-
         self.stop(c)
-        if self.node_id:
+        if self.member_id:
             try:
-                membership.leave(self.node_id)
+                membership.leave(self.member_id)
             except Exception:
                 logger.warning("could not leave the cluster cleanly", exc_info=True)
 
     def heartbeat(self) -> None:
-        from django.db import close_old_connections
-
-        from apps.cluster import membership
-        from apps.workflows.conf import engine_settings
-
         try:
             # a connection broken by a partition must be replaced here: a fenced worker does not reconcile,
             # which is the only other place this thread would drop it
             close_old_connections()
-            membership.beat(self.node_id or "", ["worker"])
+            membership.beat(self.member_id or "", ["worker"])
             self.last_beat = time.monotonic()
             if self.fenced:
-                logger.warning("liveness restored; resuming", extra={"node_id": self.node_id})
+                logger.warning("liveness restored; resuming", extra={"node_id": self.member_id})
                 self.fenced = False
         except Exception:
-            logger.warning("heartbeat failed", exc_info=True, extra={"node_id": self.node_id})
+            logger.warning("heartbeat failed", exc_info=True, extra={"node_id": self.member_id})
         if not self.fenced and time.monotonic() - self.last_beat > engine_settings.liveness_ttl * 0.75:
             self._self_fence()
 
     def _self_fence(self) -> None:
-        logger.error("cannot renew liveness; no longer taking work", extra={"node_id": self.node_id})
+        logger.error("cannot renew liveness; no longer taking work", extra={"node_id": self.member_id})
         self.fenced = True
         for shard in list(self.consuming):
             self._cancel(shard)
 
     def maybe_reconcile(self) -> None:
-        from apps.workflows.conf import engine_settings
-
         due = time.monotonic() - self._last_reconcile >= engine_settings.reconcile_interval
         if due or self.nudged.is_set():
             self.nudged.clear()
@@ -119,70 +117,54 @@ class ShardConsumer(bootsteps.StartStopStep):
             self._recover(new)
 
     def _owned(self) -> dict[int, tuple[int, str]]:
-        from django.db import close_old_connections
-
-        from apps.cluster.models import ShardLease
-
         close_old_connections()
-        rows = ShardLease.objects.filter(owner=self.node_id).values_list("shard_id", "epoch", "state")
+        rows = ShardLease.objects.filter(owner=self.member_id).values_list("shard_id", "epoch", "state")
         return {shard: (epoch, state) for shard, epoch, state in rows}
 
     def _hand_off(self, shards: dict[int, int]) -> None:
         """Planned moves: stop consuming, and release once nothing of the shard is in flight here."""
-        from apps.cluster.models import ShardLease
-
         for shard, epoch in shards.items():
             if self._in_flight(shard):
                 continue  # the leader waits for us, up to handoff-timeout
             released = ShardLease.objects.filter(
-                shard_id=shard, owner=self.node_id, epoch=epoch, state="handoff"
+                shard_id=shard, owner=self.member_id, epoch=epoch, state="handoff"
             ).update(state="released")
             if released:
-                logger.info("released shard", extra={"node_id": self.node_id, "shard": shard})
+                logger.info("released shard", extra={"node_id": self.member_id, "shard": shard})
 
     def _in_flight(self, shard: int) -> bool:
-        from celery.worker import state
-
-        from apps.cluster.sharding import queue_name
-
-        queue = queue_name(shard)
+        queue = messaging.shard_queue(shard)
         requests = list(state.active_requests) + list(state.reserved_requests)
         return any((r.delivery_info or {}).get("routing_key") == queue for r in requests)
 
     def _add(self, shard: int, epoch: int) -> None:
-        from apps.cluster.sharding import queue_name
-
         if shard not in self.consuming:
-            self.consumer.add_task_queue(queue_name(shard))
+            self.consumer.add_task_queue(messaging.shard_queue(shard))
         self.consuming[shard] = epoch
 
     def _cancel(self, shard: int) -> None:
-        from apps.cluster.sharding import queue_name
-
-        self.consumer.cancel_task_queue(queue_name(shard))
+        self.consumer.cancel_task_queue(messaging.shard_queue(shard))
         self.consuming.pop(shard, None)
 
     def _recover(self, epochs: dict[int, int]) -> None:
-        from apps.workflows.services.recovery import recover_shards
-
         shards = sorted(epochs)
         report = [s for s in shards if self.reported.get(s) != epochs[s]]
         try:
-            count = recover_shards(shards, self.node_id or "", report)
+            count = hooks.shards_acquired(shards, self.member_id or "", report)
             self.reported.update({s: epochs[s] for s in report})
-            logger.info("took shards", extra={"node_id": self.node_id, "shards": shards, "executions": count})
+            logger.info(
+                "took shards", extra={"node_id": self.member_id, "shards": shards, "executions": count}
+            )
         except Exception:
             logger.warning("recovery failed; will retry", exc_info=True)
             for shard in shards:
                 self.consuming[shard] = -1  # differs from any epoch: recovered again next round
 
     def _listen_for_nudges(self) -> None:
-        from apps.cluster import redis_client
-
         while True:
             try:
                 pubsub = redis_client.client().pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(redis_client.key(redis_client.NUDGE_CHANNEL))
+                pubsub.subscribe(messaging.nudge_channel())
                 while True:
                     if pubsub.get_message(timeout=1.0) is not None:
                         self.nudged.set()
@@ -191,28 +173,20 @@ class ShardConsumer(bootsteps.StartStopStep):
 
 
 def _adopt_identity(**kwargs: Any) -> None:
-    """In the main process, before the pool forks: children inherit the node id."""
-    from apps.cluster.identity import adopt, current, new_node_id
-
+    """In the main process, before the pool forks: children inherit the member id."""
     if current() is None:
-        adopt(new_node_id("worker"))
+        adopt(new_member_id("worker"))
 
 
 def _child_init(**kwargs: Any) -> None:
     """A forked child must not reuse the parent's database connections."""
-    from django.db import connections
-
     for conn in connections.all(initialized_only=True):
         conn.close()
 
 
 def _child_exit(pid: int | None = None, **kwargs: Any) -> None:
     """Drop an exiting child's live gauges from the node's merged metrics."""
-    import os
-
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.mark_process_dead(pid or os.getpid())
 
 

@@ -9,8 +9,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from apps.schedules.models import BackfillRun, Schedule, ScheduleFire
-from apps.workflows import roles
 from apps.workflows.admin import RoleAdmin
+from workflow_engine import roles
 
 
 class _ReadOnly(RoleAdmin):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apps.workflows.errors import EngineError
+from workflow_engine.errors import EngineError
 
 
 class InvalidSchedule(EngineError):

@@ -16,10 +16,11 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from apps.workflows import roles
-from apps.workflows.errors import EngineError
-from apps.workflows.models import TERMINAL_STATUSES, Command, Event, Execution, Workflow, WorkflowVersion
+from apps.workflows.engine.state import TERMINAL_STATUSES
+from apps.workflows.models import Command, Event, Execution, Workflow, WorkflowVersion
 from apps.workflows.services import control
+from workflow_engine import roles
+from workflow_engine.errors import EngineError
 
 EVENTS_SHOWN = 500
 

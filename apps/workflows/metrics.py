@@ -70,3 +70,16 @@ workflow_sweeper_stuck_total = Counter(
     "Executions the sweeper gave up re-driving (reported once as an execution_stuck cluster event).",
     ["reason"],
 )
+workflow_failover_total = Counter(
+    "workflow_failover_total",
+    "Executions recovered by a new owner after their owner's liveness expired.",
+    ["workflow_id", "from_node", "to_node"],
+)
+sweeper_redrives_total = Counter(
+    "workflow_sweeper_redrives_total", "Executions the sweeper woke up again, by reason.", ["reason"]
+)
+stuck_executions = Gauge(
+    "workflow_stuck_executions",
+    "Non-terminal executions the last sweep had to re-drive.",
+    multiprocess_mode="livemostrecent",
+)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from apps.workflows.engine.state import ExecutionStatus
+
 
 class Workflow(models.Model):
     """The head of a definition; ``current_version`` is what a new execution pins."""
@@ -27,7 +29,7 @@ class Workflow(models.Model):
 
     class Meta:
         ordering = ["id"]
-        # the roles' permissions (apps/workflows/roles.py); approve and operate are on Execution
+        # the roles' permissions (workflow_engine/roles.py); approve and operate are on Execution
         permissions = [
             ("read_api", "Can read workflows, executions, schedules and the cluster through the API"),
             ("manage_workflows", "Can create, edit and delete workflow definitions"),
@@ -58,19 +60,8 @@ class WorkflowVersion(models.Model):
         return f"{self.workflow_id} v{self.number}"
 
 
-class ExecutionStatus(models.TextChoices):
-    QUEUED = "queued"  # waiting for a slot under the workflow's concurrency limit; not started
-    PENDING = "pending"
-    RUNNING = "running"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-TERMINAL_STATUSES = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
-# executions that hold a slot under a concurrency limit
-ACTIVE_STATUSES = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.PAUSED)
+# the statuses are the engine's (engine/state.py); the column offers them as choices
+STATUS_CHOICES = [(status.value, status.name.title()) for status in ExecutionStatus]
 
 
 class Execution(models.Model):
@@ -81,7 +72,7 @@ class Execution(models.Model):
     # RESTRICT, not PROTECT: a version goes only with its workflow, which takes its executions along
     version = models.ForeignKey(WorkflowVersion, on_delete=models.RESTRICT, related_name="executions")
     shard_id = models.PositiveIntegerField()
-    status = models.CharField(max_length=16, choices=ExecutionStatus.choices, default=ExecutionStatus.PENDING)
+    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=ExecutionStatus.PENDING)
     last_seq = models.PositiveIntegerField(default=0)
     trigger = models.CharField(max_length=32, default="api")
     # the start command's id (it carries the Idempotency-Key); kept here too because a queued execution has

@@ -5,8 +5,13 @@ root, a definition could read its secrets (the admin password, the embedded Post
 that Python runs at its next start (a ``.pth`` file in the virtual environment's site-packages). So:
 
 - at start, ``root_problems`` refuses any ``WORKFLOW_FILE_ROOTS`` entry that holds one of these paths or lies
-  inside one (``apps.workflows.conf``);
-- at run time, ``files.resolve_path`` refuses a resolved path inside one, in case the filesystem changed.
+  inside one (registered with the tunables in ``apps.py``, ``workflow_engine.tunables.register_check``);
+- when a workflow is defined, validation refuses a path inside one (``private_paths`` goes into the
+  ``Sandbox``, ``apps/workflows/nodes/sandbox.py``), and when a file node runs, ``nodes/files.checked_path``
+  refuses it again, in case the filesystem changed.
+
+The policy over these paths is pure (``apps.workflows.engine.paths``); this module reads them from the
+settings and the environment.
 
 The project's source directory is private too, except the data directory when it lies inside it (as
 ``./run``'s ``.data``): its ``files`` folder is the default root, and its private parts are listed apart.
@@ -17,37 +22,15 @@ from __future__ import annotations
 import os
 import site
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
+from apps.workflows.engine.paths import Private, is_within, real
+
 # Inside WORKFLOW_DATA_DIR: the embedded servers of ./run (PostgreSQL, Redis), the admin password written by
 # manage.py bootstrap, and the Prometheus multiprocess files.
 DATA_DIR_PRIVATE = ("dev", "admin-password", "metrics")
-
-
-@dataclass(frozen=True)
-class Private:
-    """A private path, and the part of it that is not (None: all of it is private)."""
-
-    path: Path
-    why: str
-    except_within: Path | None = None
-
-    def holds(self, path: Path) -> bool:
-        if not is_within(path, self.path):
-            return False
-        return self.except_within is None or not is_within(path, self.except_within)
-
-
-def is_within(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
-def real(path: str | Path) -> Path:
-    """``path`` with every link and ``..`` resolved, whether or not it exists."""
-    return Path(os.path.realpath(path))
 
 
 def private_paths() -> list[Private]:
@@ -72,11 +55,6 @@ def private_paths() -> list[Private]:
     exempt = data if data != source and is_within(data, source) else None
     found.append(Private(source, "the project's source directory", except_within=exempt))
     return found
-
-
-def private_reason(path: Path) -> str | None:
-    """Why the resolved ``path`` is private, or None when a file node may use it."""
-    return next((p.why for p in private_paths() if p.holds(path)), None)
 
 
 def root_problems(roots: list[Path]) -> list[str]:

@@ -34,10 +34,10 @@ import pytest
 import redis
 from psycopg import sql
 
+from devservices import PostgresServer, RedisServer
 from tests.conftest import process_env
 from tests.harness import TEST_TUNABLES, Api, Cluster, Proc, free_port, migrate_with_token, wait_for
 from tests.integration.test_executions import step, workflow
-from workflow_engine import devservices
 
 
 def tunable_seconds(name: str) -> float:
@@ -100,7 +100,7 @@ def template_db() -> Iterator[str]:
 def pg_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A stopped, migrated PostgreSQL data directory (database ``workflow``) to copy for dedicated servers."""
     data_dir = tmp_path_factory.mktemp("pg-image")
-    server = devservices.PostgresServer(data_dir, free_port())
+    server = PostgresServer(data_dir, free_port())
     server.start()
     try:
         server.ensure_database("workflow")
@@ -112,13 +112,13 @@ def pg_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def dedicated_postgres(
     image: Path, data_dir: Path, listen: Sequence[str] = (), trust: Sequence[str] = ()
-) -> devservices.PostgresServer:
+) -> PostgresServer:
     """A copy of the image, started; ``trust`` adds pg_hba lines for clients on other networks."""
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(image, data_dir / "postgres", symlinks=True)
     with (data_dir / "postgres" / "pg_hba.conf").open("a") as hba:
         hba.writelines(f"host all all {network} trust\n" for network in trust)
-    server = devservices.PostgresServer(data_dir, free_port(), listen_addresses=("127.0.0.1", *listen))
+    server = PostgresServer(data_dir, free_port(), listen_addresses=("127.0.0.1", *listen))
     server.start()
     return server
 
@@ -177,12 +177,12 @@ class Workload:
 class Scenario:
     """One scenario's servers and processes, with the probes its assertions need."""
 
-    def __init__(self, workdir: Path, database_url: str, redis_server: devservices.RedisServer) -> None:
+    def __init__(self, workdir: Path, database_url: str, redis_server: RedisServer) -> None:
         self.workdir = workdir
         self.db_url = database_url
         self.redis_server = redis_server
         self.redis_url = redis_server.url()
-        self.postgres: devservices.PostgresServer | None = None
+        self.postgres: PostgresServer | None = None
         env = process_env(workdir)
         env.update(DATABASE_URL=database_url, REDIS_URL=self.redis_url, WORKFLOW_PROFILE="test")
         self.cluster = Cluster(workdir, env)
@@ -230,7 +230,8 @@ class Scenario:
     def node_id(self, name: str) -> str:
         """The member id (``<name>:<role>:<incarnation>``) a named process registered with."""
         found = self.rows(
-            "SELECT node_id FROM cluster_clusternode WHERE name = %s ORDER BY started_at DESC LIMIT 1", [name]
+            "SELECT member_id FROM cluster_clustermember WHERE name = %s ORDER BY started_at DESC LIMIT 1",
+            [name],
         )
         assert found, f"{name} has not registered"
         return str(found[0][0])
@@ -533,9 +534,7 @@ def make_scenario(
         trust: Sequence[str] = (),
         env: dict[str, str] | None = None,
     ) -> Scenario:
-        redis_server = devservices.RedisServer(
-            tmp_path / "redis", free_port(), listen_addresses=("127.0.0.1", *listen)
-        )
+        redis_server = RedisServer(tmp_path / "redis", free_port(), listen_addresses=("127.0.0.1", *listen))
         redis_server.start()
         postgres = None
         if dedicated_pg:

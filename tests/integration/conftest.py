@@ -22,7 +22,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from workflow_engine import devservices
+from devservices import DevServiceError, free_port
+from devservices.binaries import find_mariadb
+from devservices.mariadb import MariaDBServer
 
 
 def db_url(base: str, database: str) -> str:
@@ -61,12 +63,12 @@ def scratch_pg() -> Iterator[str]:
 def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of database ``shop`` on a MariaDB server of this session."""
     try:
-        devservices.find_mariadb()
-    except devservices.DevServiceError as exc:
+        find_mariadb()
+    except DevServiceError as exc:
         if os.environ.get("WORKFLOW_SKIP_MARIADB") == "1":
             pytest.skip(f"WORKFLOW_SKIP_MARIADB=1 and {exc}")
         pytest.fail(f"the mysql.* node tests need a MariaDB server (or WORKFLOW_SKIP_MARIADB=1): {exc}")
-    server = devservices.MariaDBServer(tmp_path_factory.mktemp("mariadb"), devservices.free_port())
+    server = MariaDBServer(tmp_path_factory.mktemp("mariadb"), free_port())
     server.start()
     try:
         server.ensure_database("shop")

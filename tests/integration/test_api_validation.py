@@ -23,6 +23,7 @@ from apps.cluster.models import ShardLease
 from apps.workflows.models import Execution, Workflow, WorkflowVersion
 from apps.workflows.services import commands, executions
 from tests.harness import ORIGINAL_MINIMAL
+from workflow_engine import redis_client
 
 pytestmark = pytest.mark.django_db
 
@@ -422,12 +423,14 @@ def test_health_probes_are_open_and_check_every_dependency(anonymous: APIClient)
 
 def test_the_node_types_and_cluster_routes_answer(rest: APIClient) -> None:
     types = rest.get("/api/v1/workflows/node-types").json()
+    lease = redis_client.client().get(redis_client.key("coordinator", "leader"))  # the session node's, if up
     stats = rest.get("/api/v1/cluster/stats").json()
     shards = rest.get("/api/v1/cluster/shards").json()
 
     assert set(types) == {"source", "transform", "sink"}
     assert "sequence.numbers" in {t["type"] for t in types["source"]}
-    assert stats["clusterName"] == "workflow-engine" and stats["status"] in ("Up", "Degraded")
+    assert stats["clusterName"] == "workflow-engine"
+    assert (stats["status"], stats["leader"]) == (("Up", lease.decode()) if lease else ("Degraded", None))
     assert shards["totalShards"] == stats["sharding"]["totalShards"] == len(shards["shards"])
 
 

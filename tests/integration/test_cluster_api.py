@@ -24,7 +24,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from apps.cluster import events, queries
-from apps.cluster.models import ClusterEvent, ClusterNode, ShardLease
+from apps.cluster.models import ClusterEvent, ClusterMember, ShardLease
+from apps.workflows.engine.state import ACTIVE_STATUSES
 from apps.workflows.models import Execution
 from tests.harness import Api, wait_for
 
@@ -108,10 +109,21 @@ def test_stats_show_the_live_worker_and_coordinator_the_leader_and_every_shard_o
     assert all(m["status"] == "Up" and {"address", "host", "roles"} <= set(m) for m in stats["memberList"])
 
 
+def active_per_shard() -> dict[int, int]:
+    """Pending, running and paused executions per shard, counted here."""
+    counts = Counter(Execution.objects.filter(status__in=ACTIVE_STATUSES).values_list("shard_id", flat=True))
+    return dict(counts)
+
+
 def test_shards_lists_every_shard_with_the_owner_and_epoch_its_lease_holds(api: Api, live_db: None) -> None:
     worker = node_members(settled_stats(api))["worker"]["address"]
 
-    status, body = api.get("/api/v1/cluster/shards")
+    def reading() -> tuple[int, Any, dict[int, int]] | None:
+        before = active_per_shard()
+        status, body = api.get("/api/v1/cluster/shards")
+        return (status, body, before) if active_per_shard() == before else None
+
+    status, body, active = wait_for("a reading while no execution starts or ends", reading)
     leases = {lease.shard_id: lease for lease in ShardLease.objects.all()}
 
     assert status == 200
@@ -120,7 +132,8 @@ def test_shards_lists_every_shard_with_the_owner_and_epoch_its_lease_holds(api: 
     for shard in body["shards"]:
         lease = leases[shard["shardId"]]
         assert (shard["owner"], shard["location"], shard["epoch"]) == (worker, worker, lease.epoch)
-        assert shard["epoch"] >= 1 and shard["entityCount"] >= 0 and shard["state"] == lease.state
+        assert shard["epoch"] >= 1 and shard["state"] == lease.state
+        assert shard["entityCount"] == active.get(shard["shardId"], 0)
         assert shard["previousOwner"] == (lease.previous_owner or None)
         assert shard["movedReason"] == (lease.moved_reason or None)
 
@@ -128,12 +141,12 @@ def test_shards_lists_every_shard_with_the_owner_and_epoch_its_lease_holds(api: 
 def test_members_join_the_member_rows_with_their_liveness(api: Api, live_db: None, uid: str) -> None:
     mine = node_members(settled_stats(api))
     now = timezone.now()
-    stale = ClusterNode.objects.create(  # its row says up, but it has no liveness key: it is down
-        node_id=f"gone-{uid}:worker:{uid}", name=f"gone-{uid}", host="h", pid=1, roles=["worker"],
+    stale = ClusterMember.objects.create(  # its row says up, but it has no liveness key: it is down
+        member_id=f"gone-{uid}:worker:{uid}", name=f"gone-{uid}", host="h", pid=1, roles=["worker"],
         state="up", started_at=now, last_seen=now,
     )  # fmt: skip
-    left = ClusterNode.objects.create(
-        node_id=f"left-{uid}:worker:{uid}", name=f"left-{uid}", host="h", pid=2, roles=["worker"],
+    left = ClusterMember.objects.create(
+        member_id=f"left-{uid}:worker:{uid}", name=f"left-{uid}", host="h", pid=2, roles=["worker"],
         state="left", started_at=now - timedelta(seconds=1), last_seen=now,
     )  # fmt: skip
     try:
@@ -142,7 +155,7 @@ def test_members_join_the_member_rows_with_their_liveness(api: Api, live_db: Non
         down = api.get("/api/v1/cluster/members?status=down")[1]
         gone = api.get("/api/v1/cluster/members?status=left&limit=1000")[1]
     finally:
-        ClusterNode.objects.filter(pk__in=[stale.pk, left.pk]).delete()
+        ClusterMember.objects.filter(pk__in=[stale.pk, left.pk]).delete()
 
     by_id = {m["nodeId"]: m for m in every["members"]}
     assert every["count"] == len(every["members"])

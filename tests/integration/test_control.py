@@ -4,14 +4,13 @@ rerun, signals and approvals, workflow timeouts and concurrency policies."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from apps.workflows.models import Event, Execution
+from apps.workflows.models import Command, Event, Execution
 from tests.conftest import make_token
 from tests.harness import Api, wait_for
 from tests.integration.test_executions import step, workflow
@@ -88,8 +87,14 @@ def test_pause_holds_new_nodes_until_resume(api: Api, uid: str, tmp_path: Path) 
     assert api.post(f"/api/v1/executions/{execution_id}/pause")[0] == 202
     wait_event(execution_id, "WorkflowPaused")
     wait_event(execution_id, "NodeExecutionCompleted", count=2)  # the delay ends while paused...
-    time.sleep(1.0)
-    assert "WorkflowCompleted" not in types(execution_id), "...but the sink does not start"
+    # every command applied: the apply that ended the delay has decided what starts next
+    wait_for(
+        "every command to be applied",
+        lambda: not Command.objects.filter(execution_id=execution_id, processed_at=None).exists(),
+    )
+    started = Event.objects.filter(execution_id=execution_id, type="NodeExecutionStarted")
+    assert sorted(e.payload["nodeId"] for e in started) == ["nums", "wait"], "...but the sink does not start"
+    assert "WorkflowCompleted" not in types(execution_id)
     assert Execution.objects.get(pk=execution_id).status == "paused"
     assert api.post(f"/api/v1/executions/{execution_id}/pause")[0] == 409
     assert api.post(f"/api/v1/executions/{execution_id}/resume")[0] == 202

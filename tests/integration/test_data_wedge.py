@@ -25,6 +25,7 @@ from apps.workflows.services import doorbell, sweeper
 from tests.harness import Api, wait_for
 from tests.integration.test_control import create, start, types
 from tests.integration.test_executions import step, workflow
+from workflow_engine import messaging
 
 pytestmark = pytest.mark.usefixtures("live_db")
 
@@ -283,10 +284,8 @@ def test_small_executions_on_the_shard_of_a_slow_apply_are_not_held_by_it(api: A
         # one doorbell answer for all four, the slow one first: the batch that used to hold them all
         for execution in [slow, *smalls]:
             doorbell.ring(shard, execution.id)
-        from apps.workflows.tasks import apply_shard
-
         rung = time.monotonic()
-        apply_shard.apply_async((shard,), queue=f"wf.shard.{shard}")
+        messaging.apply_shard(shard)
         for execution in smalls:
             api.wait_finished(execution.id, timeout=30)
         small_time = time.monotonic() - rung

@@ -21,25 +21,26 @@ import pymysql
 import pytest
 
 from apps.workflows.errors import InvalidDefinition
-from apps.workflows.nodes.base import NodeContext, NodeError, NodeResult, NodeType
+from apps.workflows.nodes.base import NodeContext, NodeError, NodeImplementation, NodeResult
 from apps.workflows.nodes.registry import candidates
 from apps.workflows.nodes.sql import QueryError
+from devservices import RedisServer
 from tests.conftest import process_env
 from tests.harness import Api, Cluster, free_port, migrate_with_token, wait_for
 from tests.integration.conftest import HttpServer, create_database, db_url, drop_database
 from tests.integration.test_executions import step, workflow
-from workflow_engine import devservices
+from tests.unit.test_nodes import check
 
 EVIL = "'; DROP TABLE input; --"
 
 
-def impl(type_name: str, category: str) -> NodeType:
+def impl(type_name: str, category: str) -> NodeImplementation:
     [found] = [node for node in candidates(type_name) if node.category == category]
     return found
 
 
 def problems(type_name: str, category: str, config: dict[str, Any]) -> dict[str, list[str]]:
-    return impl(type_name, category).validate(config)
+    return check(impl(type_name, category), config)
 
 
 def run(
@@ -53,7 +54,7 @@ def run(
     log: list[str] | None = None,
 ) -> NodeResult:
     node = impl(type_name, category)
-    assert node.validate(config) == {}, node.validate(config)
+    assert check(node, config) == {}, check(node, config)
     ctx = NodeContext(
         execution, "wf", "n", attempt, node.with_defaults(config), log.append if log is not None else print
     )
@@ -598,7 +599,7 @@ def own_cluster(tmp_path: Path, scratch_pg: str) -> Iterator[tuple[Api, Cluster]
 
     name = create_database("wfe_nodes_e2e")
     engine_url, token = db_url(settings.DATABASE_URL, name), uuid.uuid4().hex
-    redis = devservices.RedisServer(tmp_path / "redis", free_port())
+    redis = RedisServer(tmp_path / "redis", free_port())
     redis.start()
     cluster: Cluster | None = None
     try:

@@ -8,11 +8,11 @@ import pytest
 from django.db import transaction
 
 from apps.workflows.engine import state as st
-from apps.workflows.errors import Conflict
 from apps.workflows.models import Event, Execution, Snapshot
 from apps.workflows.services import definitions, executions, journal
 from tests.harness import Api
 from tests.integration.test_executions import minimal, run, step, workflow
+from workflow_engine.errors import Conflict
 
 pytestmark = pytest.mark.usefixtures("live_db")
 
@@ -44,7 +44,7 @@ def test_snapshots_are_taken_every_snapshot_every_events_and_match_a_full_replay
     replayed = st.fold(
         st.ExecutionState(execution_id, execution.workflow_id), journal.events_of(execution_id)
     )
-    assert replayed.status == st.ExecStatus.COMPLETED
+    assert replayed.status == st.ExecutionStatus.COMPLETED
     for snap in snapshots:
         assert st.fold(st.from_json(snap.state), journal.events_of(execution_id, snap.seq)) == replayed
 

@@ -13,10 +13,12 @@ import pytest
 
 from apps.cluster import identity
 from apps.workflows.models import Command, Event, Execution
-from apps.workflows.services import commands, dispatch, nodes
+from apps.workflows.services import commands, dispatch, outcomes
 from apps.workflows.services.runner import Outcome
 from tests.harness import Api, wait_for
+from tests.integration.test_data_wedge import _insert_pending
 from tests.integration.test_executions import run, step, workflow
+from workflow_engine import messaging
 
 pytestmark = pytest.mark.usefixtures("live_db")
 
@@ -27,6 +29,24 @@ def celery_main(node_proc: Any) -> psutil.Process:
         if "celery" in " ".join(child.cmdline()):
             return child
     raise AssertionError("no celery worker under run_node")
+
+
+def after_the_messages_sent_so_far(api: Api, uid: str, shard_id: int, tmp_path: Path) -> None:
+    """Wait until the worker has taken every message sent so far to the shard's queue and to the node queue:
+    an execution of the same shard, hinted both ways after them, runs its Celery node and completes."""
+    body = workflow(
+        f"marker-{uid}",
+        [
+            step("s", "sequence.numbers", "source", start=1, end=1),
+            step("out", "file.text", "sink", path=str(tmp_path / "marker.txt")),
+        ],
+        [("s", "out")],
+    )
+    assert api.post("/api/v1/workflows", body)[0] == 201
+    marker = _insert_pending(body["id"], shard_id)
+    dispatch.apply_hint(marker.id, shard_id)
+    dispatch.apply_hint(marker.id, shard_id, recover=True)
+    assert api.wait_finished(marker.id)["status"] == "completed"
 
 
 def event_types(execution_id: str) -> list[tuple[int, str, str, int]]:
@@ -108,10 +128,10 @@ def test_the_same_command_delivered_twice_produces_no_duplicate_event(
     commands_before = Command.objects.filter(execution_id=execution_id).count()
 
     # the file sink's result reported again (a redelivered or re-run node task): the inbox keeps one
-    nodes.report(execution, Outcome("out", 1, [], 3, 3))
+    outcomes.report(execution, Outcome("out", 1, [], 3, 3))
     assert Command.objects.filter(execution_id=execution_id).count() == commands_before
     # the node task and the apply hint delivered again through Celery
-    dispatch.run_node(execution_id, "out", 1, {"s": 1})
+    messaging.run_node_attempt(execution_id, "out", 1, {"s": 1})
     dispatch.apply_hint(execution_id, execution.shard_id)
     dispatch.apply_hint(execution_id, execution.shard_id, recover=True)
     # and applied directly by the shard's owner, twice
@@ -126,7 +146,7 @@ def test_the_same_command_delivered_twice_produces_no_duplicate_event(
         commands.apply_pending(execution_id, recover=True)
     finally:
         identity.adopt(saved or "")
-    time.sleep(1.5)  # give the redelivered hints time to be (not) applied by the worker
+    after_the_messages_sent_so_far(api, uid, execution.shard_id, tmp_path)
     assert event_types(execution_id) == before
     assert target.read_text().splitlines() == ["1", "2", "3"]
     assert not Command.objects.filter(execution_id=execution_id, processed_at=None).exists()

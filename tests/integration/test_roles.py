@@ -1,4 +1,4 @@
-"""Roles (apps/workflows/roles.py) on every route: a route x role matrix, the role groups, audit fields.
+"""Roles (workflow_engine/roles.py) on every route: a route x role matrix, the role groups, audit fields.
 
 ``ROUTES`` is the decision for each route and method; a route added to the URLconf without one fails
 ``test_every_route_of_the_api_has_a_role_decision``. Requests go through the real URLconf, authentication,
@@ -19,10 +19,10 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
-from apps.workflows import roles
 from apps.workflows.engine.waits import rejection_of
 from apps.workflows.models import Command, Execution, WorkflowVersion
 from tests.integration.test_executions import step, workflow
+from workflow_engine import roles
 
 pytestmark = pytest.mark.django_db
 

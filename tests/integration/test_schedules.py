@@ -16,7 +16,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from apps.schedules.models import BackfillRun, Schedule, ScheduleFire
-from apps.workflows.models import ACTIVE_STATUSES, Execution
+from apps.workflows.engine.state import ACTIVE_STATUSES
+from apps.workflows.models import Execution
 from tests.harness import Api, wait_for
 from tests.integration.test_executions import minimal, step, workflow
 

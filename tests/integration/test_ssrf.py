@@ -25,12 +25,13 @@ import psycopg
 import pytest
 
 from apps.workflows.nodes import http
+from apps.workflows.nodes.base import NodeContext, NodeImplementation
+from devservices import RedisServer
 from tests.conftest import process_env
 from tests.harness import Api, Cluster, free_port, migrate_with_token, wait_for
 from tests.integration.conftest import create_database, db_url, drop_database
 from tests.integration.test_executions import step, workflow
-from tests.integration.test_integration_nodes import fails, problems, records, run
-from workflow_engine import devservices
+from tests.integration.test_integration_nodes import fails, impl, problems, records, run
 
 BACKSLASH = "http://127.0.0.1:{attacker}\\@127.0.0.1:{api}/x"
 
@@ -126,7 +127,7 @@ def test_the_issues_backslash_url_is_refused_when_defined_and_when_run_and_reach
     url = BACKSLASH.format(attacker=attacker.port, api=allowed.port)
     assert "backslash" in problems("http.request", "source", {"url": url})["url"][0]
     with pytest.raises(http.NodeError, match=r"refused http://127\.0\.0\.1:\d+\\@.*backslash") as caught:
-        node = http.HttpRequestSource()
+        node = impl("http.request", "source")
         node.run(_context(node, {"url": url}), [])  # as if stored before this check existed
     assert not caught.value.retryable
     assert attacker.seen == [] and allowed.seen == []
@@ -246,8 +247,8 @@ def test_tls_to_a_pinned_address_still_verifies_the_certificate_for_the_name(
         client.close()
 
 
-def _context(node: http.NodeType, config: dict[str, Any]) -> http.NodeContext:
-    return http.NodeContext("exec-1", "wf", "n", 1, node.with_defaults(config), print)
+def _context(node: NodeImplementation, config: dict[str, Any]) -> NodeContext:
+    return NodeContext("exec-1", "wf", "n", 1, node.with_defaults(config), print)
 
 
 # --------------------------------------------------------------------------------------------- a real worker
@@ -270,7 +271,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("ssrf")
     name = create_database("wfe_ssrf")
     engine_url, token = db_url(settings.DATABASE_URL, name), uuid.uuid4().hex
-    redis = devservices.RedisServer(tmp / "redis", free_port())
+    redis = RedisServer(tmp / "redis", free_port())
     redis.start()
     cluster: Cluster | None = None
     with serve() as good, serve() as attacker:

@@ -15,8 +15,10 @@ from apps.workflows.engine import decide as d
 from apps.workflows.engine import dsl
 from apps.workflows.engine import state as st
 from apps.workflows.engine.graph import Graph, compile_graph, find_cycle
-from apps.workflows.engine.validation import DefinitionInvalid, catalogue_resolver, validate
+from apps.workflows.engine.sandbox import Sandbox
+from apps.workflows.engine.validation import DefinitionInvalid, resolver, validate
 
+SANDBOX = Sandbox()  # these graphs use no node that reads a setting
 SOURCE = {"nodeType": "sequence.numbers", "config": {"start": 1, "end": 3}}
 TRANSFORM = {"nodeType": "map", "config": {"expression": "$ + 1"}}
 SINK = {"nodeType": "console.log", "config": {}}
@@ -47,7 +49,7 @@ def fan_out(transforms: int) -> dict[str, Any]:
 
 def problems_of(raw: Any) -> dict[str, list[str]]:
     with pytest.raises(DefinitionInvalid) as caught:
-        validate(raw)
+        validate(raw, SANDBOX)
     return caught.value.problems
 
 
@@ -62,7 +64,7 @@ def test_it_validates_and_compiles_a_big_chain_or_fan_out_in_well_under_a_second
     body = shape(size)
     assert len(body["nodes"]) == size + 2 <= dsl.MAX_NODES
     started = time.perf_counter()
-    graph = compile_graph(validate(body), catalogue_resolver)
+    graph = compile_graph(validate(body, SANDBOX), resolver(SANDBOX))
     elapsed = time.perf_counter() - started
     assert len(graph.order) == size + 2 and graph.order[0] == "src" and graph.order[-1] == "sink"
     # linear work is about 0.2 s for 10,000 nodes on a busy machine; the quadratic code took 5 s and more
@@ -70,7 +72,7 @@ def test_it_validates_and_compiles_a_big_chain_or_fan_out_in_well_under_a_second
 
 
 def test_a_long_chain_is_no_recursion_error_and_its_order_is_the_chain() -> None:
-    graph = compile_graph(validate(chain(dsl.MAX_NODES - 2)), catalogue_resolver)
+    graph = compile_graph(validate(chain(dsl.MAX_NODES - 2), SANDBOX), resolver(SANDBOX))
     assert graph.order == ("src", *(f"t{i}" for i in range(dsl.MAX_NODES - 2)), "sink")
 
 
@@ -95,7 +97,7 @@ def test_the_limits_are_at_least_ten_thousand_nodes() -> None:
 
 
 def test_a_definition_finds_its_nodes_by_id_without_a_scan() -> None:
-    wf = validate(fan_out(3))
+    wf = validate(fan_out(3), SANDBOX)
     assert wf.node("t2").node_type == "map" and wf.node("sink").node_type == "console.log"
     with pytest.raises(KeyError):
         wf.node("nope")
@@ -134,7 +136,7 @@ def random_dag(rng: random.Random, size: int) -> dict[str, Any]:
 @pytest.mark.parametrize("seed", range(20))
 def test_the_linear_topological_order_is_the_order_of_rounds_in_declaration_order(seed: int) -> None:
     body = random_dag(random.Random(seed), 40)
-    graph = compile_graph(validate(body), catalogue_resolver)
+    graph = compile_graph(validate(body, SANDBOX), resolver(SANDBOX))
     ups: dict[str, list[str]] = {n["id"]: [] for n in body["nodes"]}
     for e in body["edges"]:
         ups[e["target"]].append(e["source"])
@@ -181,11 +183,11 @@ def run_to_completion(graph: Graph) -> tuple[st.ExecutionState, int]:
 
 @pytest.mark.parametrize("shape", [chain, fan_out])
 def test_deciding_a_whole_execution_reads_each_node_a_bounded_number_of_times(shape: Any) -> None:
-    small = compile_graph(validate(shape(1_000)), catalogue_resolver)
-    big = compile_graph(validate(shape(8_000)), catalogue_resolver)
+    small = compile_graph(validate(shape(1_000), SANDBOX), resolver(SANDBOX))
+    big = compile_graph(validate(shape(8_000), SANDBOX), resolver(SANDBOX))
     small_state, small_reads = run_to_completion(small)
     big_state, big_reads = run_to_completion(big)
-    assert small_state.status == big_state.status == st.ExecStatus.COMPLETED
+    assert small_state.status == big_state.status == st.ExecutionStatus.COMPLETED
     assert big_state.completed == 8_002
     # linear: 8 times the nodes, about 8 times the reads (quadratic would be 64 times)
     assert big_reads < 10 * small_reads, (small_reads, big_reads)
@@ -193,7 +195,7 @@ def test_deciding_a_whole_execution_reads_each_node_a_bounded_number_of_times(sh
 
 
 def test_a_decision_on_a_big_fan_out_takes_milliseconds_when_the_state_is_owned() -> None:
-    graph = compile_graph(validate(fan_out(8_000)), catalogue_resolver)
+    graph = compile_graph(validate(fan_out(8_000), SANDBOX), resolver(SANDBOX))
     decision = d.decide(st.ExecutionState("e", "w"), graph, d.Start(), 1)
     assert len(decision.runs) == 1  # the source
     state = d.decide(decision.state, graph, d.NodeSucceeded("src", 1, 3, 1), 2).state
@@ -206,7 +208,7 @@ def test_a_decision_on_a_big_fan_out_takes_milliseconds_when_the_state_is_owned(
 
 
 def test_deciding_does_not_change_the_state_it_was_given_unless_it_owns_it() -> None:
-    graph = compile_graph(validate(fan_out(3)), catalogue_resolver)
+    graph = compile_graph(validate(fan_out(3), SANDBOX), resolver(SANDBOX))
     started = d.decide(st.ExecutionState("e", "w"), graph, d.Start(), 1).state
     before = dict(started.nodes)
     after = d.decide(started, graph, d.NodeSucceeded("src", 1, 3, 1), 2).state
@@ -215,7 +217,7 @@ def test_deciding_does_not_change_the_state_it_was_given_unless_it_owns_it() -> 
 
 
 def test_apply_is_pure_and_fold_agrees_with_it_event_by_event() -> None:
-    graph = compile_graph(validate(fan_out(50)), catalogue_resolver)
+    graph = compile_graph(validate(fan_out(50), SANDBOX), resolver(SANDBOX))
     events = []
     s = st.ExecutionState("e", "w")
     for event_type, payload in _replayable(graph):
@@ -243,7 +245,7 @@ def _replayable(graph: Graph) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_a_snapshot_whose_completed_count_disagrees_with_its_nodes_is_refused() -> None:
-    graph = compile_graph(validate(fan_out(3)), catalogue_resolver)
+    graph = compile_graph(validate(fan_out(3), SANDBOX), resolver(SANDBOX))
     state, _ = run_to_completion(graph)
     body = {**st.to_json(state), "completed": 2}
     with pytest.raises(ValueError, match="completed"):
@@ -251,7 +253,7 @@ def test_a_snapshot_whose_completed_count_disagrees_with_its_nodes_is_refused() 
 
 
 def test_started_inline_attempts_are_run_by_a_later_command_unless_the_execution_ended() -> None:
-    graph = compile_graph(validate(fan_out(4)), catalogue_resolver)
+    graph = compile_graph(validate(fan_out(4), SANDBOX), resolver(SANDBOX))
     state = d.decide(st.ExecutionState("e", "w"), graph, d.Start(), 1).state
     state = d.decide(state, graph, d.NodeSucceeded("src", 1, 3, 1), 2).state  # t0..t3 started
     state = d.decide(state, graph, d.NodeSucceeded("t1", 1, 3, 1), 3).state

@@ -11,7 +11,8 @@ from apps.workflows.engine import decide as d
 from apps.workflows.engine import state as st
 from apps.workflows.engine.graph import compile_graph
 from apps.workflows.engine.policies import RetryPolicy
-from apps.workflows.engine.validation import DefinitionInvalid, catalogue_resolver, validate
+from apps.workflows.engine.validation import DefinitionInvalid, resolver, validate
+from apps.workflows.nodes.sandbox import current_sandbox
 
 
 def graph_of(nodes: list[dict[str, Any]], edges: list[tuple[str, str]], **settings: Any) -> Any:
@@ -23,7 +24,7 @@ def graph_of(nodes: list[dict[str, Any]], edges: list[tuple[str, str]], **settin
     }
     if settings:
         raw["settings"] = settings
-    return compile_graph(validate(raw), catalogue_resolver)
+    return compile_graph(validate(raw, current_sandbox()), resolver(current_sandbox()))
 
 
 def node(node_id: str, node_type: str, **extra: Any) -> dict[str, Any]:
@@ -129,7 +130,7 @@ def test_a_non_retryable_failure_or_the_last_attempt_fails_the_execution() -> No
     run.send(d.Start())
     run.complete_inline()
     run.send(d.NodeFailed("io", 1, "bad header", retryable=False))
-    assert run.state.status == st.ExecStatus.FAILED and "bad header" in (run.state.error or "")
+    assert run.state.status == st.ExecutionStatus.FAILED and "bad header" in (run.state.error or "")
 
 
 def test_retry_on_all_retries_even_non_retryable_errors() -> None:
@@ -157,7 +158,7 @@ def test_a_workflow_timeout_fails_it_and_stops_running_attempts() -> None:
     run.send(d.Start())
     run.complete_inline()
     run.send(d.TimerFired("workflow_timeout"), advance=10_000)
-    assert run.state.status == st.ExecStatus.FAILED and "timed out after 10s" in (run.state.error or "")
+    assert run.state.status == st.ExecutionStatus.FAILED and "timed out after 10s" in (run.state.error or "")
     assert ("io", 1) in run.stops
 
 
@@ -166,7 +167,7 @@ def test_cancel_ends_the_execution_and_stops_what_runs() -> None:
     run.send(d.Start())
     run.complete_inline()
     run.send(d.Cancel("ada", "no longer needed"))
-    assert run.state.status == st.ExecStatus.CANCELLED and ("io", 1) in run.stops
+    assert run.state.status == st.ExecutionStatus.CANCELLED and ("io", 1) in run.stops
     assert run.state.node("io").status == st.NodeStatus.CANCELLED
     assert run.send(d.Cancel("ada")).events == [] and run.send(d.NodeSucceeded("io", 1, 1, 1)).events == []
 
@@ -180,7 +181,7 @@ def test_paused_executions_start_nothing_until_resumed() -> None:
     run.send(d.NodeSucceeded("io", 1, 3, 5))
     assert run.state.node("io").status == st.NodeStatus.COMPLETED and len(run.runs) == before
     run.send(d.Resume("ada"))
-    assert run.state.status == st.ExecStatus.RUNNING and run.runs[-1].node_id == "out"
+    assert run.state.status == st.ExecutionStatus.RUNNING and run.runs[-1].node_id == "out"
 
 
 def test_a_retry_due_while_paused_starts_on_resume() -> None:
@@ -200,7 +201,7 @@ def test_retry_from_failed_restarts_only_failed_nodes() -> None:
     run.complete_inline()
     run.send(d.NodeFailed("io", 1, "missing"))
     run.send(d.RetryFailed("ada"))
-    assert run.state.status == st.ExecStatus.RUNNING and run.runs[-1] == d.RunNode("io", 2, False, "run")
+    assert run.state.status == st.ExecutionStatus.RUNNING and run.runs[-1] == d.RunNode("io", 2, False, "run")
     assert run.state.node("src").status == st.NodeStatus.COMPLETED
 
 
@@ -245,7 +246,9 @@ def test_an_approval_records_the_approver_and_a_rejection_fails_it() -> None:
     no.send(d.Start())
     no.complete_inline()
     no.send(d.Signal("approve.reject", {"comment": "too dear"}, "bob"))
-    assert no.state.status == st.ExecStatus.FAILED and "rejected by bob: too dear" in (no.state.error or "")
+    assert no.state.status == st.ExecutionStatus.FAILED and "rejected by bob: too dear" in (
+        no.state.error or ""
+    )
 
 
 def test_a_signal_wait_gives_up_after_its_timeout() -> None:
@@ -256,7 +259,9 @@ def test_a_signal_wait_gives_up_after_its_timeout() -> None:
     run = Run(g)
     run.send(d.Start())
     run.send(d.TimerFired("wait_timeout", "go", 1), advance=60_000)
-    assert run.state.status == st.ExecStatus.FAILED and "no signal 'go' within 60s" in (run.state.error or "")
+    assert run.state.status == st.ExecutionStatus.FAILED and "no signal 'go' within 60s" in (
+        run.state.error or ""
+    )
 
 
 @pytest.mark.parametrize(
@@ -282,7 +287,7 @@ def test_bad_policies_are_refused_naming_the_field(where: str, value: Any, field
     else:
         raw["settings"] = value
     with pytest.raises(DefinitionInvalid) as caught:
-        validate(raw)
+        validate(raw, current_sandbox())
     assert field in caught.value.problems, caught.value.problems
 
 

@@ -13,7 +13,8 @@ from apps.workflows.engine import decide as d
 from apps.workflows.engine import projections
 from apps.workflows.engine import state as st
 from apps.workflows.engine.graph import compile_graph
-from apps.workflows.engine.validation import DefinitionInvalid, catalogue_resolver, validate
+from apps.workflows.engine.validation import DefinitionInvalid, resolver, validate
+from apps.workflows.nodes.sandbox import current_sandbox
 from tests.harness import ORIGINAL_MINIMAL
 
 MINIMAL = ORIGINAL_MINIMAL
@@ -30,12 +31,12 @@ def body(nodes: list[tuple[str, str, dict[str, Any]]], edges: list[tuple[str, st
 
 def problems_of(raw: Any) -> dict[str, list[str]]:
     with pytest.raises(DefinitionInvalid) as caught:
-        validate(raw)
+        validate(raw, current_sandbox())
     return caught.value.problems
 
 
 def test_the_original_minimal_body_is_valid() -> None:
-    wf = validate(MINIMAL)
+    wf = validate(MINIMAL, current_sandbox())
     assert [n.id for n in wf.nodes] == ["s", "k"] and wf.edges[0].target == "k"
 
 
@@ -104,9 +105,10 @@ def test_a_body_that_is_not_the_dsl_is_refused(raw: Any) -> None:
 
 def test_file_text_is_a_sink_when_it_has_inputs() -> None:
     wf = validate(
-        body([("s", "sequence.numbers", {}), ("out", "file.text", {"path": "x.txt"})], [("s", "out")])
+        body([("s", "sequence.numbers", {}), ("out", "file.text", {"path": "x.txt"})], [("s", "out")]),
+        current_sandbox(),
     )
-    assert compile_graph(wf, catalogue_resolver).nodes["out"].category == "sink"
+    assert compile_graph(wf, resolver(current_sandbox())).nodes["out"].category == "sink"
 
 
 def dag() -> Any:
@@ -121,7 +123,7 @@ def dag() -> Any:
         ],
         [("a", "x"), ("b", "x"), ("x", "k1"), ("x", "k2"), ("m", "k1")],
     )
-    return compile_graph(validate(raw), catalogue_resolver)
+    return compile_graph(validate(raw, current_sandbox()), resolver(current_sandbox()))
 
 
 def test_fan_in_keeps_edge_order_and_the_topological_order_respects_edges() -> None:
@@ -150,7 +152,7 @@ def play(graph: Any) -> tuple[st.ExecutionState, list[st.EventRecord]]:
 
 def test_a_dag_runs_every_node_once_in_dependency_order_and_completes() -> None:
     state, log = play(dag())
-    assert state.status == st.ExecStatus.COMPLETED
+    assert state.status == st.ExecutionStatus.COMPLETED
     started = [e.payload["nodeId"] for e in log if e.type == "NodeExecutionStarted"]
     assert sorted(started) == ["a", "b", "k1", "k2", "m", "x"]
     assert started.index("x") > max(started.index("a"), started.index("b"))
@@ -178,7 +180,7 @@ def test_a_node_failure_fails_the_execution_with_the_node_and_reason() -> None:
     state = d.decide(st.ExecutionState("e1", "w"), graph, d.Start(), 0).state
     decision = d.decide(state, graph, d.NodeFailed("m", 1, "no such file"), 50)
     assert [e.type for e in decision.events] == ["NodeExecutionFailed", "WorkflowFailed"]
-    assert decision.state.status == st.ExecStatus.FAILED and decision.state.failed_node == "m"
+    assert decision.state.status == st.ExecutionStatus.FAILED and decision.state.failed_node == "m"
     assert "no such file" in (decision.state.error or "")
 
 

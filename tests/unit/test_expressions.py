@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from apps.workflows.nodes.expressions import (
+from apps.workflows.engine.expressions import (
     MAX_NESTING,
     EvaluationError,
     ExpressionError,

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from apps.workflows.engine.validation import compile_definition
+from apps.workflows.nodes.sandbox import current_sandbox
 from apps.workflows.services import runner
 
 
@@ -28,21 +29,21 @@ def limited(**limits: int) -> Any:
 
 
 def test_more_records_than_the_limit_fail_the_node_naming_the_setting() -> None:
-    wf, graph = compile_definition(body(11))
+    wf, graph = compile_definition(body(11), current_sandbox())
     with limited(**{"max-node-output-records": 10}):
         outcome = runner.run(wf, graph, "e1", "s", 1, {})
     assert not outcome.ok and "11 records exceeds max-node-output-records=10" in (outcome.error or "")
 
 
 def test_more_bytes_than_the_limit_fail_the_node_naming_the_setting() -> None:
-    wf, graph = compile_definition(body(1000))
+    wf, graph = compile_definition(body(1000), current_sandbox())
     with limited(**{"max-node-output-bytes": 100}):
         outcome = runner.run(wf, graph, "e1", "s", 1, {})
     assert not outcome.ok and "exceeds max-node-output-bytes=100" in (outcome.error or "")
 
 
 def test_within_the_limits_the_records_pass() -> None:
-    wf, graph = compile_definition(body(10))
+    wf, graph = compile_definition(body(10), current_sandbox())
     with limited(**{"max-node-output-records": 10}):
         outcome = runner.run(wf, graph, "e1", "s", 1, {})
     assert outcome.ok and outcome.records == list(range(1, 11))

@@ -8,19 +8,28 @@ from typing import Any
 
 import pytest
 
-from apps.workflows.nodes import files
-from apps.workflows.nodes.base import NodeContext, NodeError, NodeResult, NodeType
-from apps.workflows.nodes.registry import candidates, catalogue
+from apps.workflows.engine.dsl import Problems
+from apps.workflows.engine.nodetypes.catalogue import catalogue
+from apps.workflows.engine.paths import FilePathError, resolve_path
+from apps.workflows.nodes import files, sandbox
+from apps.workflows.nodes.base import NodeContext, NodeError, NodeImplementation, NodeResult
+from apps.workflows.nodes.registry import candidates
+from apps.workflows.nodes.sandbox import current_sandbox
 
 
 @pytest.fixture
 def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The only directory file nodes may use in these tests (instead of Django's settings)."""
-    monkeypatch.setattr(files, "allowed_roots", lambda: [tmp_path])
+    monkeypatch.setattr(sandbox, "allowed_roots", lambda: [tmp_path])
     return tmp_path
 
 
-def node(type_name: str, category: str | None = None) -> NodeType:
+def check(impl: NodeImplementation, config: dict[str, Any]) -> Problems:
+    """``config``'s problems, as validation finds them under this process' settings."""
+    return impl.node_type.validate(config, current_sandbox())
+
+
+def node(type_name: str, category: str | None = None) -> NodeImplementation:
     found = [impl for impl in candidates(type_name) if category in (None, impl.category)]
     assert len(found) == 1, found
     return found[0]
@@ -36,7 +45,7 @@ def run(
     attempt: int = 1,
 ) -> NodeResult:
     impl = node(type_name, category)
-    assert impl.validate(config) == {}, impl.validate(config)
+    assert check(impl, config) == {}, check(impl, config)
     ctx = NodeContext(
         execution_id="exec-1",
         workflow_id="wf-1",
@@ -53,7 +62,7 @@ def records(type_name: str, config: dict[str, Any], inputs: Sequence[Any] = (), 
 
 
 def problems(type_name: str, config: dict[str, Any], category: str | None = None) -> dict[str, list[str]]:
-    return node(type_name, category).validate(config)
+    return check(node(type_name, category), config)
 
 
 # --- Catalogue -------------------------------------------------------------------------------------------
@@ -88,8 +97,8 @@ def test_it_lists_the_original_catalogue_by_category() -> None:
 )
 def test_it_runs_inline_only_the_nodes_that_do_no_io(type_name: str, category: str, inline: bool) -> None:
     impl = node(type_name, category)
-    assert impl.inline is inline
-    assert impl.description.endswith(".") and impl.display_name
+    assert impl.node_type.inline is inline
+    assert impl.node_type.description.endswith(".") and impl.node_type.display_name
 
 
 # --- Schema problems -------------------------------------------------------------------------------------
@@ -330,24 +339,21 @@ def test_it_rejects_paths_outside_the_allowed_roots_at_definition_time(
 @pytest.mark.parametrize("path", ["../escape.txt", "sub/../../escape.txt", "link/secret.txt"])
 def test_it_rejects_paths_that_leave_the_roots_through_dots_or_symlinks(root: Path, path: str) -> None:
     (root / "link").symlink_to("/etc")
-    with pytest.raises(files.FilePathError, match="outside the allowed file roots"):
-        files.resolve_path(path)
+    with pytest.raises(FilePathError, match="outside the allowed file roots"):
+        resolve_path(path, [root], [])
 
 
-def test_it_resolves_relative_paths_against_the_first_root(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_it_resolves_relative_paths_against_the_first_root(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
-    monkeypatch.setattr(files, "allowed_roots", lambda: [first, second])
-    assert files.resolve_path("data/x.csv") == first / "data" / "x.csv"
-    assert files.resolve_path(str(second / "y.csv")) == second / "y.csv"
+    assert resolve_path("data/x.csv", [first, second], []) == first / "data" / "x.csv"
+    assert resolve_path(str(second / "y.csv"), [first, second], []) == second / "y.csv"
 
 
 def test_it_checks_the_path_again_when_a_file_node_runs(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (root / "a.txt").write_text("x\n")
     impl = node("file.text", "source")
     ctx = NodeContext("e", "w", "n", 1, {"path": str(root / "a.txt")})
-    monkeypatch.setattr(files, "allowed_roots", lambda: [root / "elsewhere"])
+    monkeypatch.setattr(sandbox, "allowed_roots", lambda: [root / "elsewhere"])
     with pytest.raises(NodeError, match="outside the allowed file roots") as caught:
         impl.run(ctx, [])
     assert caught.value.retryable is False

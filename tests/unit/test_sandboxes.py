@@ -13,18 +13,20 @@ from typing import Any
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from apps.workflows.conf import load
 from apps.workflows.engine import dsl
+from apps.workflows.engine.expressions import EvaluationError, ExpressionError, evaluate, parse
 from apps.workflows.engine.validation import DefinitionInvalid, validate
-from apps.workflows.nodes import files
-from apps.workflows.nodes.base import NodeContext, NodeError, NodeType
-from apps.workflows.nodes.expressions import EvaluationError, ExpressionError, evaluate, parse
+from apps.workflows.nodes import sandbox
+from apps.workflows.nodes.base import NodeContext, NodeError, NodeImplementation
 from apps.workflows.nodes.registry import candidates
+from apps.workflows.nodes.sandbox import current_sandbox
+from tests.unit.test_nodes import check
+from workflow_engine.tunables import load
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def impl(type_name: str, category: str) -> NodeType:
+def impl(type_name: str, category: str) -> NodeImplementation:
     [found] = [node for node in candidates(type_name) if node.category == category]
     return found
 
@@ -51,7 +53,7 @@ def data_dir(tmp_path: Path, settings: Any) -> Path:
 def old_dev_roots(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The roots the development profile had: <data dir>/files and a shared folder holding the data dir (as
     /tmp held it when the data directory was under /tmp)."""
-    monkeypatch.setattr(files, "allowed_roots", lambda: [data_dir / "files", tmp_path])
+    monkeypatch.setattr(sandbox, "allowed_roots", lambda: [data_dir / "files", tmp_path])
     return tmp_path
 
 
@@ -125,7 +127,7 @@ def test_a_text_source_cannot_read_the_engines_own_files(
     old_dev_roots: Path, data_dir: Path, path: Any
 ) -> None:
     config = {"path": path(data_dir)}
-    found = impl("file.text", "source").validate(config)
+    found = check(impl("file.text", "source"), config)
     assert list(found) == ["path"] and "the engine's data directory" in found["path"][0], found
     with pytest.raises(NodeError, match="inside the engine's data directory, which file nodes may never use"):
         run("file.text", "source", config)
@@ -135,10 +137,10 @@ def test_a_text_sink_cannot_write_a_pth_file_into_the_virtual_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     target = Path(sysconfig.get_paths()["purelib"]) / "evil_from_test_sandboxes.pth"
-    monkeypatch.setattr(files, "allowed_roots", lambda: [Path("/")])
+    monkeypatch.setattr(sandbox, "allowed_roots", lambda: [Path("/")])
     config = {"path": str(target)}
     try:
-        found = impl("file.text", "sink").validate(config)
+        found = check(impl("file.text", "sink"), config)
         assert "the Python environment" in found["path"][0], found
         with pytest.raises(NodeError, match="inside the Python environment"):
             run("file.text", "sink", config, ["# harmless: a comment line in a .pth file"])
@@ -151,8 +153,8 @@ def test_a_text_sink_cannot_write_a_pth_file_into_the_virtual_environment(
 def test_relative_paths_cannot_climb_out_of_the_first_root(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
-    monkeypatch.setattr(files, "allowed_roots", lambda: [data_dir / "files"])
-    assert "outside the allowed file roots" in impl("file.text", "sink").validate({"path": path})["path"][0]
+    monkeypatch.setattr(sandbox, "allowed_roots", lambda: [data_dir / "files"])
+    assert "outside the allowed file roots" in check(impl("file.text", "sink"), {"path": path})["path"][0]
     with pytest.raises(NodeError, match="outside the allowed file roots"):
         run("file.text", "sink", {"path": path}, ["x"])
 
@@ -166,7 +168,7 @@ def test_a_link_inside_a_root_that_points_outside_is_refused(
     (outside / "secret.txt").write_text("secret\n")
     (root / "innocent.txt").symlink_to(outside / "secret.txt")
     (root / "dir").symlink_to(outside)
-    monkeypatch.setattr(files, "allowed_roots", lambda: [root])
+    monkeypatch.setattr(sandbox, "allowed_roots", lambda: [root])
     for path, category in [("innocent.txt", "source"), ("dir/secret.txt", "source"), ("dir/new.txt", "sink")]:
         with pytest.raises(NodeError, match="outside the allowed file roots"):
             run("file.text", category, {"path": path}, ["x"])
@@ -179,8 +181,8 @@ def test_a_sink_never_writes_through_a_link_even_to_a_file_inside_the_root(
 ) -> None:
     (tmp_path / "real.txt").write_text("kept\n")
     (tmp_path / "alias.txt").symlink_to(tmp_path / "real.txt")
-    monkeypatch.setattr(files, "allowed_roots", lambda: [tmp_path])
-    found = impl("file.text", "sink").validate({"path": "alias.txt"})
+    monkeypatch.setattr(sandbox, "allowed_roots", lambda: [tmp_path])
+    found = check(impl("file.text", "sink"), {"path": "alias.txt"})
     assert found == {
         "path": ["path alias.txt is a symbolic link; a sink writes only to a file, not through a link"]
     }
@@ -191,7 +193,7 @@ def test_a_sink_never_writes_through_a_link_even_to_a_file_inside_the_root(
 
 
 def test_reads_and_writes_inside_a_root_still_work(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(files, "allowed_roots", lambda: [data_dir / "files"])
+    monkeypatch.setattr(sandbox, "allowed_roots", lambda: [data_dir / "files"])
     run("file.text", "sink", {"path": "out/lines.txt"}, ["a", {"b": 1}])
     assert (data_dir / "files" / "out" / "lines.txt").read_text() == 'a\n{"b":1}\n'
     assert run("file.text", "source", {"path": str(data_dir / "files" / "out" / "lines.txt")}) == [
@@ -204,8 +206,8 @@ def test_reads_and_writes_inside_a_root_still_work(data_dir: Path, monkeypatch: 
 def test_odd_paths_are_clean_validation_problems(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
-    monkeypatch.setattr(files, "allowed_roots", lambda: [data_dir / "files"])
-    assert list(impl("file.text", "sink").validate({"path": path})) == ["path"]
+    monkeypatch.setattr(sandbox, "allowed_roots", lambda: [data_dir / "files"])
+    assert list(check(impl("file.text", "sink"), {"path": path})) == ["path"]
 
 
 # --- encodings -------------------------------------------------------------------------------------------
@@ -220,8 +222,8 @@ def test_odd_paths_are_clean_validation_problems(
 def test_an_encoding_that_is_not_a_text_codec_is_refused_at_validation(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, encoding: str, type_name: str, category: str
 ) -> None:
-    monkeypatch.setattr(files, "allowed_roots", lambda: [data_dir / "files"])
-    found = impl(type_name, category).validate({"path": "x.txt", "encoding": encoding})
+    monkeypatch.setattr(sandbox, "allowed_roots", lambda: [data_dir / "files"])
+    found = check(impl(type_name, category), {"path": "x.txt", "encoding": encoding})
     assert found == {
         "encoding": [f"{encoding!r} is not a text encoding; use one such as utf-8, latin-1 or cp1252."]
     }
@@ -231,14 +233,14 @@ def test_an_encoding_that_is_not_a_text_codec_is_refused_at_validation(
 def test_an_unknown_encoding_is_a_clean_problem(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, encoding: str
 ) -> None:
-    monkeypatch.setattr(files, "allowed_roots", lambda: [data_dir / "files"])
-    assert list(impl("file.text", "source").validate({"path": "x.txt", "encoding": encoding})) == ["encoding"]
+    monkeypatch.setattr(sandbox, "allowed_roots", lambda: [data_dir / "files"])
+    assert list(check(impl("file.text", "source"), {"path": "x.txt", "encoding": encoding})) == ["encoding"]
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "latin-1", "cp1252", "utf-16"])
 def test_text_encodings_are_accepted(data_dir: Path, monkeypatch: pytest.MonkeyPatch, encoding: str) -> None:
-    monkeypatch.setattr(files, "allowed_roots", lambda: [data_dir / "files"])
-    assert impl("file.text", "source").validate({"path": "x.txt", "encoding": encoding}) == {}
+    monkeypatch.setattr(sandbox, "allowed_roots", lambda: [data_dir / "files"])
+    assert check(impl("file.text", "source"), {"path": "x.txt", "encoding": encoding}) == {}
 
 
 # --- expression limits -----------------------------------------------------------------------------------
@@ -338,7 +340,7 @@ def definition(node_extra: dict[str, Any] | None = None, **top: Any) -> dict[str
 
 def problems_of(body: dict[str, Any]) -> dict[str, list[str]]:
     with pytest.raises(DefinitionInvalid) as caught:
-        validate(body)
+        validate(body, current_sandbox())
     return caught.value.problems
 
 
@@ -378,11 +380,11 @@ def dsl_value(body: dict[str, Any], field: str) -> Any:
 def test_node_durations_have_a_maximum(
     type_name: str, category: str, config: dict[str, Any], key: str, maximum: str
 ) -> None:
-    found = impl(type_name, category).validate(config)
+    found = check(impl(type_name, category), config)
     assert found == {key: [f"Must be at most {maximum}; got {config[key]!r}."]}
 
 
 def test_durations_within_the_maximum_are_accepted() -> None:
-    assert validate(definition({"timeout": "30d"}, settings={"timeout": "7d"}))
-    assert impl("sql.query", "transform").validate({"sql": "SELECT 1", "timeout": "1h"}) == {}
+    assert validate(definition({"timeout": "30d"}, settings={"timeout": "7d"}), current_sandbox())
+    assert check(impl("sql.query", "transform"), {"sql": "SELECT 1", "timeout": "1h"}) == {}
     assert dsl.parse(definition({"timeout": "1h"}))[0] is not None

@@ -10,10 +10,13 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from apps.workflows.engine.sqltext import Bound, Dialect, ParameterError, bind
 from apps.workflows.nodes.base import NodeContext
-from apps.workflows.nodes.sql import Bound, Dialect, ParameterError, QueryError, SqlQuery, bind
+from apps.workflows.nodes.registry import implementation
+from apps.workflows.nodes.sql import QueryError
+from tests.unit.test_nodes import check
 
-NODE = SqlQuery()
+NODE = implementation("transform", "sql.query")
 EVIL = "'; DROP TABLE input; --"
 
 
@@ -37,7 +40,7 @@ def ctx(
 
 
 def query(config: dict[str, Any], inputs: Sequence[Any] = (), **kw: Any) -> list[Any]:
-    assert NODE.validate(config) == {}, NODE.validate(config)
+    assert check(NODE, config) == {}, check(NODE, config)
     return NODE.run(ctx(config, **kw), list(inputs)).records
 
 
@@ -306,7 +309,7 @@ def test_more_rows_than_max_rows_fails_the_node() -> None:
 def test_bad_definitions_are_refused_when_the_workflow_is_defined(
     config: dict[str, Any], key: str, message: str
 ) -> None:
-    problems = NODE.validate(config)
+    problems = check(NODE, config)
     assert key in problems and message in problems[key][0], problems
 
 

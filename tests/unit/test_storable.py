@@ -9,10 +9,11 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from apps.workflows.engine import poison, storable
-from apps.workflows.engine.state import ExecStatus, ExecutionState, NodeState, NodeStatus
+from apps.workflows.engine import poison
+from apps.workflows.engine.state import ExecutionState, ExecutionStatus, NodeState, NodeStatus
 from apps.workflows.services import runner
 from apps.workflows.services.persist import engine_json, to_json
+from workflow_engine import storable
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,7 @@ def test_an_output_over_max_node_output_bytes_fails_the_node_naming_the_setting(
 def test_the_byte_limit_cannot_be_set_above_what_jsonb_stores() -> None:
     from django.core.exceptions import ImproperlyConfigured
 
-    from apps.workflows.conf import load
+    from workflow_engine.tunables import load
 
     with pytest.raises(ImproperlyConfigured, match="max-node-output-bytes"):
         load({"max-node-output-bytes": 300 * 1024 * 1024})
@@ -93,20 +94,20 @@ def test_to_json_refuses_what_jsonb_refuses_and_engine_rows_are_scrubbed_instead
 
 def test_poison_fails_an_execution_once_stopping_its_running_attempts() -> None:
     state = ExecutionState(
-        "e1", "w", status=ExecStatus.RUNNING, nodes={"a": NodeState(NodeStatus.RUNNING, attempt=2)}
+        "e1", "w", status=ExecutionStatus.RUNNING, nodes={"a": NodeState(NodeStatus.RUNNING, attempt=2)}
     )
     decision = poison.fail(state, "w", "apply failed 5 times: DataError: boom", 1000)
     assert [e.type for e in decision.events] == ["WorkflowFailed"]
-    assert decision.state.status == ExecStatus.FAILED and decision.state.error.startswith("apply failed")
+    assert decision.state.status == ExecutionStatus.FAILED and decision.state.error.startswith("apply failed")
     assert decision.stops == [("a", 2)]
     assert poison.fail(decision.state, "w", "again", 2000).events == []
 
 
 def test_poison_cancels_without_the_graph_as_decide_would() -> None:
     state = ExecutionState(
-        "e1", "w", status=ExecStatus.RUNNING, nodes={"a": NodeState(NodeStatus.WAITING, 1)}
+        "e1", "w", status=ExecutionStatus.RUNNING, nodes={"a": NodeState(NodeStatus.WAITING, 1)}
     )
     decision = poison.cancel(state, "w", "give up", "ops", 1000)
     assert [e.type for e in decision.events] == ["WorkflowCancelled"]
-    assert decision.state.status == ExecStatus.CANCELLED and decision.stops == [("a", 1)]
+    assert decision.state.status == ExecutionStatus.CANCELLED and decision.stops == [("a", 1)]
     assert decision.events[0].payload["reason"] == "give up" and decision.events[0].payload["by"] == "ops"

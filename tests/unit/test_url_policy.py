@@ -1,4 +1,4 @@
-"""The URL policy of http.request (apps/workflows/nodes/urlpolicy.py): the known SSRF tricks, one per row.
+"""The URL policy of http.request (apps/workflows/engine/urlpolicy.py): the known SSRF tricks, one per row.
 
 DNS is injected (``RESOLVES``), so that names can point where an attacker would point them without touching
 the machine's resolver; tests/integration/test_ssrf.py runs the same policy against real servers.
@@ -7,14 +7,13 @@ the machine's resolver; tests/integration/test_ssrf.py runs the same policy agai
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from urllib3.util import parse_url as urllib3_parse_url
 
-from apps.workflows.nodes.http import url_problems
-from apps.workflows.nodes.urlpolicy import (
+from apps.workflows.engine.nodetypes.http import url_problems
+from apps.workflows.engine.urlpolicy import (
     AllowList,
     UrlRefused,
     UrlUnresolved,
@@ -251,10 +250,10 @@ def test_it_rejects_allow_list_entries_it_cannot_read(entry: str, problem: str) 
         parse_entry(entry)
 
 
-def test_validation_names_the_url_problem_without_resolving_names(settings: Any) -> None:
-    settings.WORKFLOW_HTTP_ALLOWED_HOSTS = ALLOW
-    assert "backslash" in url_problems("http://127.0.0.1:18998\\@127.0.0.1:18999/x")[0]
-    assert url_problems("http://127.0.0.1:18999/{{ path }}?q={{q}}") == []
-    assert url_problems("http://never-resolved.allowed.test/") == []  # DNS waits for the request
-    assert "not the host" in url_problems("http://127.0.0.1:{{port}}/")[0]
-    assert "not the host" in url_problems("http://{{host}}/")[0]
+def test_validation_names_the_url_problem_without_resolving_names() -> None:
+    allow = AllowList.parse(ALLOW)
+    assert "backslash" in url_problems("http://127.0.0.1:18998\\@127.0.0.1:18999/x", allow)[0]
+    assert url_problems("http://127.0.0.1:18999/{{ path }}?q={{q}}", allow) == []
+    assert url_problems("http://never-resolved.allowed.test/", allow) == []  # DNS waits for the request
+    assert "not the host" in url_problems("http://127.0.0.1:{{port}}/", allow)[0]
+    assert "not the host" in url_problems("http://{{host}}/", allow)[0]

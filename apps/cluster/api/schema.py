@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from rest_framework import serializers as s
 
+from workflow_engine.api.schema import OpenSerializer
+
 # --- stats and shards ---------------------------------------------------------------------------------------
 
 
 class MemberSerializer(s.Serializer):
-    address = s.CharField(help_text="The member's node id: <node name>:<role>:<incarnation>.")
+    address = s.CharField(help_text="The member id: <node name>:<role>:<incarnation>.")
     host = s.CharField()
     status = s.CharField(help_text='"Up": only live members are listed.')
     roles = s.ListField(child=s.CharField())
@@ -29,7 +31,7 @@ class ShardingSummarySerializer(s.Serializer):
 class ClusterStatsSerializer(s.Serializer):
     clusterName = s.CharField()
     status = s.ChoiceField(choices=["Up", "Degraded"], help_text='"Degraded" when no coordinator leads.')
-    leader = s.CharField(allow_null=True, help_text="The leading coordinator's node id.")
+    leader = s.CharField(allow_null=True, help_text="The leading coordinator's member id.")
     term = s.IntegerField(help_text="The leader's fencing term.")
     members = s.IntegerField(help_text="Live member processes.")
     nodeCount = s.IntegerField(help_text="Distinct node names among the live members.")
@@ -86,35 +88,10 @@ class ClusterMembersSerializer(s.Serializer):
 # --- locations ----------------------------------------------------------------------------------------------
 
 
-class ExecutionLocationSerializer(s.Serializer):
-    executionId = s.CharField()
-    workflowId = s.CharField()
-    shardId = s.IntegerField(help_text="Computed once at creation and stored.")
-    owner = s.CharField(allow_null=True, help_text="The worker that owns the shard now.")
-    epoch = s.IntegerField()
-    status = s.CharField()
-
-
-class LocatedExecutionSerializer(s.Serializer):
-    executionId = s.CharField()
-    shardId = s.IntegerField()
-    owner = s.CharField(allow_null=True)
-    epoch = s.IntegerField()
-    status = s.CharField()
-
-
-class WorkflowLocationSerializer(s.Serializer):
-    workflowId = s.CharField()
-    shardIds = s.ListField(child=s.IntegerField(), help_text="The shards of the listed executions.")
-    executions = LocatedExecutionSerializer(
-        many=True, help_text="Active executions, newest first (100 at most)."
-    )
-
-
 # --- events -------------------------------------------------------------------------------------------------
 
 
-class ClusterEventSerializer(s.Serializer):
+class ClusterEventSerializer(OpenSerializer):
     """The stored CLUSTER_EVENT JSON: these fields plus the event type's own (origin-product.md §7.2)."""
 
     id = s.IntegerField(help_text="Increasing; pass the highest seen as since_id to poll.")

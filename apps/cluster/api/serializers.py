@@ -6,8 +6,7 @@ from rest_framework import serializers
 
 from apps.cluster.models import ClusterEvent
 from apps.cluster.queries import MEMBER_STATUSES
-from apps.workflows.api.serializers import MAX_ID_LENGTH, MAX_LIMIT
-from apps.workflows.api.serializers import _Query as Query
+from workflow_engine.api.base import MAX_ID_LENGTH, MAX_LIMIT, Query
 
 MAX_EVENT_ID = 2**63 - 1  # a bigint; a larger since_id would be refused by PostgreSQL
 EVENT_TYPE_LENGTH = int(ClusterEvent._meta.get_field("event_type").max_length or 64)

@@ -1,8 +1,9 @@
 """Cluster and events routes under ``/api/v1/`` (origin-product.md §5.5, and the §6.2 routes the original
 documented but never built), and ``/monitoring/`` (``monitoring_urlpatterns``).
 
-``events/stats`` and ``events/workflow/<id>`` come before ``events/<event_type>``: those two names are not
-event types (filter with ``?event_type=`` for any type).
+``events/stats`` comes before ``events/<event_type>``, and the workflows' ``events/workflow/<id>`` is included
+before these (``workflow_engine/urls.py``): those names are not event types (filter with ``?event_type=``).
+Where executions live (``cluster/workflow/<id>/location``, ``executions/<id>/location``) is the workflows'.
 """
 
 from __future__ import annotations
@@ -15,19 +16,8 @@ urlpatterns = [
     path("cluster/stats", views.ClusterStatsView.as_view(), name="cluster-stats"),
     path("cluster/shards", views.ClusterShardsView.as_view(), name="cluster-shards"),
     path("cluster/members", views.ClusterMembersView.as_view(), name="cluster-members"),
-    path(
-        "cluster/workflow/<str:workflow_id>/location",
-        views.WorkflowLocationView.as_view(),
-        name="cluster-workflow-location",
-    ),
-    path(
-        "executions/<str:execution_id>/location",
-        views.ExecutionLocationView.as_view(),
-        name="execution-location",
-    ),
     path("events", views.EventsView.as_view(), name="events"),
     path("events/stats", views.EventStatsView.as_view(), name="events-stats"),
-    path("events/workflow/<str:workflow_id>", views.WorkflowEventsView.as_view(), name="events-workflow"),
     path("events/<str:event_type>", views.EventsOfTypeView.as_view(), name="events-type"),
 ]
 

@@ -2,7 +2,7 @@
 (PostgreSQL), and the original's plain-text ``/monitoring/cluster/status``.
 
 Thin adapters over ``apps.cluster.queries``. Redis or PostgreSQL being down is a 503 in the error shape
-(``apps.workflows.api.errors``), never a 500.
+(``workflow_engine/api/errors.py``), never a 500.
 """
 
 from __future__ import annotations
@@ -25,13 +25,10 @@ from apps.cluster.api.schema import (
     ClusterShardsSerializer,
     ClusterStatsSerializer,
     EventStatsSerializer,
-    ExecutionLocationSerializer,
-    WorkflowLocationSerializer,
 )
-from apps.workflows.api.schema import errors
-from apps.workflows.api.serializers import path_id
-from apps.workflows.api.views import ApiView
-from apps.workflows.errors import NotFound
+from workflow_engine.api.base import ApiView, path_id
+from workflow_engine.api.schema import errors
+from workflow_engine.errors import NotFound
 
 # --- /api/v1/cluster/ ---------------------------------------------------------------------------------------
 
@@ -63,8 +60,8 @@ class ClusterShardsView(ApiView):
 
 @extend_schema(tags=["cluster"])
 class ClusterMembersView(ApiView):
-    """Every member process ever recorded in ``cluster_node``, newest first. ``status`` is "up" while its
-    Redis liveness key lives, else "down" (expired) or "left" (a clean exit)."""
+    """Every member process ever recorded in ``cluster_clustermember``, newest first. ``status`` is "up"
+    while its Redis liveness key lives, else "down" (expired) or "left" (a clean exit)."""
 
     @extend_schema(
         summary="Every known member process, newest first, with its liveness",
@@ -73,30 +70,6 @@ class ClusterMembersView(ApiView):
     )
     def get(self, request: Request) -> Response:
         return Response(queries.cluster_members(**inp.MembersQuery.parse(request.query_params)))
-
-
-@extend_schema(tags=["cluster"])
-class WorkflowLocationView(ApiView):
-    """Where the workflow's active executions live: each one's stored shard and that shard's owner now."""
-
-    @extend_schema(
-        summary="Shards and owners of a workflow's active executions",
-        responses={200: WorkflowLocationSerializer, **errors(401, 404, 503)},
-    )
-    def get(self, request: Request, workflow_id: str) -> Response:
-        return Response(queries.workflow_location(path_id(workflow_id, "Workflow")))
-
-
-@extend_schema(tags=["cluster"])
-class ExecutionLocationView(ApiView):
-    """The execution's stored shard, the worker owning that shard now, and the lease's epoch."""
-
-    @extend_schema(
-        summary="An execution's shard, its owner and epoch",
-        responses={200: ExecutionLocationSerializer, **errors(401, 404, 503)},
-    )
-    def get(self, request: Request, execution_id: str) -> Response:
-        return Response(queries.execution_location(path_id(execution_id, "Execution")))
 
 
 # --- /api/v1/events -----------------------------------------------------------------------------------------
@@ -137,21 +110,6 @@ class EventsOfTypeView(ApiView):
     def get(self, request: Request, event_type: str) -> Response:
         query = inp.EventsPageQuery.parse(request.query_params)
         return Response(queries.cluster_events(event_type=_event_type(event_type), **query))
-
-
-@extend_schema(tags=["events"])
-class WorkflowEventsView(ApiView):
-    """As ``GET /api/v1/events?workflow_id=...``; 404 when the workflow neither exists nor has events."""
-
-    @extend_schema(
-        operation_id="api_v1_events_of_workflow_retrieve",
-        summary="Cluster events about one workflow, newest first",
-        parameters=[inp.EventsPageQuery],
-        responses={200: ClusterEventsSerializer, **errors(400, 401, 404, 503)},
-    )
-    def get(self, request: Request, workflow_id: str) -> Response:
-        query = inp.EventsPageQuery.parse(request.query_params)
-        return Response(queries.workflow_events(path_id(workflow_id, "Workflow"), **query))
 
 
 @extend_schema(tags=["events"])
@@ -199,9 +157,9 @@ def status_text(status: queries.ClusterStatus) -> str:
         f"Self: {status.self_name} (roles: {', '.join(status.self_roles)})",
         f"Leader: {status.leader or 'None'}",
         f"Members: {len(status.members)}",
-        *(f"  - {m.node_id} (Up, roles: {m.role})" for m in status.members),
+        *(f"  - {m.member_id} (Up, roles: {m.role})" for m in status.members),
         f"Unreachable: {status.unreachable_count}",
-        *(f"  - {node_id}" for node_id in status.unreachable),
+        *(f"  - {member_id}" for member_id in status.unreachable),
     ]
     if status.unreachable_count > len(status.unreachable):
         lines.append(f"  ... and {status.unreachable_count - len(status.unreachable)} more")

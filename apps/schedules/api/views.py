@@ -18,10 +18,10 @@ from rest_framework.response import Response
 
 from apps.schedules.api import serializers as ser
 from apps.schedules.services import backfills, schedules
-from apps.workflows import roles
-from apps.workflows.api import serializers as inp
-from apps.workflows.api.schema import errors
-from apps.workflows.api.views import ApiView
+from workflow_engine import roles
+from workflow_engine.api import base
+from workflow_engine.api.base import ApiView
+from workflow_engine.api.schema import errors
 
 ID_OR_WORKFLOW = OpenApiParameter(
     "schedule_id",
@@ -32,7 +32,7 @@ ID_OR_WORKFLOW = OpenApiParameter(
 
 
 def _parse(serializer_class: type[s.Serializer], data: Any, partial: bool = False) -> s.Serializer:
-    serializer = serializer_class(data=inp.optional_json_object(data), partial=partial)
+    serializer = serializer_class(data=base.optional_json_object(data), partial=partial)
     serializer.is_valid(raise_exception=True)
     return serializer
 
@@ -44,7 +44,7 @@ def _query(serializer_class: type[s.Serializer], params: Any) -> dict[str, Any]:
 
 
 def _schedule_id(value: str) -> str:
-    return inp.path_id(value, "Schedule")
+    return base.path_id(value, "Schedule")
 
 
 _MANAGE = (roles.MANAGE_SCHEDULES,)
@@ -236,4 +236,4 @@ class BackfillView(ApiView):
 class BackfillDetailView(ApiView):
     @extend_schema(summary="A backfill's progress", responses={200: ser.BackfillDoc, **errors(401, 404)})
     def get(self, request: Request, backfill_id: str) -> Response:
-        return Response(ser.backfill_json(backfills.get(inp.path_id(backfill_id, "Backfill"))))
+        return Response(ser.backfill_json(backfills.get(base.path_id(backfill_id, "Backfill"))))

@@ -19,6 +19,8 @@ from apps.schedules import engine
 from apps.schedules.errors import InvalidSchedule
 from apps.schedules.models import BackfillRun, BackfillState, FireOutcome, ScheduleFire
 from apps.schedules.services import schedules
+from apps.schedules.services.firing import active_runs, db_now, start
+from workflow_engine.errors import NotFound
 
 MAX_INTERVALS = 10_000
 BATCH = 20
@@ -94,8 +96,6 @@ def create(schedule_id: str, start: datetime, end: datetime, max_active: int) ->
 
 
 def get(backfill_id: str) -> BackfillRun:
-    from apps.workflows.errors import NotFound
-
     run = BackfillRun.objects.filter(pk=backfill_id).first()
     if run is None:
         raise NotFound(f"Backfill {backfill_id!r} not found.")
@@ -104,8 +104,6 @@ def get(backfill_id: str) -> BackfillRun:
 
 def advance(limit: int = BATCH) -> int:
     """Start what the running backfills' caps allow; returns how many executions started."""
-    from apps.schedules.services.firing import db_now
-
     started = 0
     with transaction.atomic():
         runs = list(
@@ -122,8 +120,6 @@ def advance(limit: int = BATCH) -> int:
 
 
 def _advance(run: BackfillRun, now: datetime) -> int:
-    from apps.schedules.services.firing import active_runs, start
-
     active = len(active_runs(run.schedule_id, run.id))
     series = _series(schedules.spec_of(run.schedule, now), run.start)
     started = 0

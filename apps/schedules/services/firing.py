@@ -19,28 +19,16 @@ from django.db import IntegrityError, connection, transaction
 
 from apps.schedules import engine, metrics
 from apps.schedules.models import FireOutcome, Schedule, ScheduleFire, ScheduleState, ScheduleType
-from apps.schedules.services import backfills
 from apps.schedules.services.schedules import catchup_window, spec_of
-from apps.workflows.errors import Conflict, NotFound
-from apps.workflows.models import TERMINAL_STATUSES
+from apps.workflows.engine.state import TERMINAL_STATUSES
 from apps.workflows.services import control
 from apps.workflows.services.executions import admit
+from workflow_engine.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)
 
 BATCH = 100
 _HOLDS_A_RUN = {"started", "queued", "duplicate"}
-
-
-def tick() -> int:
-    """One bounded round: released buffers, due schedules, fixed-delay follow-ups, backfills.
-
-    A buffered fire is released before new fires are looked at, so it runs before a later time does."""
-    release_buffered()
-    fired = fire_due()
-    after_runs()
-    backfills.advance()
-    return fired
 
 
 def db_now() -> datetime:

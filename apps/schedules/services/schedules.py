@@ -19,8 +19,8 @@ from apps.cluster import events
 from apps.schedules import engine
 from apps.schedules.errors import InvalidSchedule
 from apps.schedules.models import FireOutcome, Schedule, ScheduleFire, ScheduleState
-from apps.workflows.errors import Conflict, NotFound
 from apps.workflows.models import Workflow
+from workflow_engine.errors import Conflict, NotFound
 
 SPEC_FIELDS = ("type", "interval", "cron_expression", "timezone", "start_at", "jitter")
 POLICY_FIELDS = ("catchup_policy", "catchup_window", "overlap_policy", "name")

@@ -18,13 +18,15 @@ from rest_framework import serializers as s
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.workflows import roles
-from apps.workflows.api import permissions
 from apps.workflows.api import serializers as inp
-from apps.workflows.api.schema import ExecutionStartedSerializer, errors
-from apps.workflows.api.views import IDEMPOTENCY_KEY, ApiView, _execution_id, started_body, who
+from apps.workflows.api.schema import ExecutionStartedSerializer
+from apps.workflows.api.views import IDEMPOTENCY_KEY, execution_id_of, started_body
 from apps.workflows.models import Execution
 from apps.workflows.services import control
+from workflow_engine import roles
+from workflow_engine.api import base, permissions
+from workflow_engine.api.base import ApiView, who
+from workflow_engine.api.schema import errors
 
 MAX_SIGNAL_NAME = 100
 
@@ -73,12 +75,12 @@ class CancelView(ApiView):
         responses=_RESPONSES,
     )
     def post(self, request: Request, execution_id: str) -> Response:
-        body = inp.optional_json_object(request.data)
+        body = base.optional_json_object(request.data)
         reason = body.get("reason", "")
         if not isinstance(reason, str) or len(reason) > 500:
             raise exceptions.ValidationError({"reason": ["Must be a string of at most 500 characters."]})
         execution = control.cancel(
-            _execution_id(execution_id), by=who(request), reason=reason, key=_key(request)
+            execution_id_of(execution_id), by=who(request), reason=reason, key=_key(request)
         )
         return _accepted(execution, "cancel")
 
@@ -96,7 +98,9 @@ def _control_view(kind: str, summary: str) -> type[ApiView]:
             responses=_RESPONSES,
         )
         def post(self, request: Request, execution_id: str) -> Response:
-            execution = control.control(_execution_id(execution_id), kind, by=who(request), key=_key(request))
+            execution = control.control(
+                execution_id_of(execution_id), kind, by=who(request), key=_key(request)
+            )
             return _accepted(execution, kind)
 
     View.__name__ = f"{kind.title().replace('_', '')}View"
@@ -122,7 +126,7 @@ class RerunView(ApiView):
         responses={200: ExecutionStartedSerializer, **errors(400, 401, 404, 409)},
     )
     def post(self, request: Request, execution_id: str) -> Response:
-        result = control.rerun(_execution_id(execution_id), by=who(request), key=_key(request))
+        result = control.rerun(execution_id_of(execution_id), by=who(request), key=_key(request))
         return Response(started_body(result))
 
 
@@ -142,7 +146,7 @@ class SignalView(ApiView):
     def post(self, request: Request, execution_id: str, name: str) -> Response:
         if not name or len(name) > MAX_SIGNAL_NAME:
             raise exceptions.ValidationError({"name": [f"Must be 1 to {MAX_SIGNAL_NAME} characters."]})
-        execution = control.get(_execution_id(execution_id))
+        execution = control.get(execution_id_of(execution_id))
         approval = name in control.approval_signals(execution)
         permissions.require(request.user, (roles.APPROVE,) if approval else (roles.OPERATE,))
         payload: Any = request.data if request.body else None

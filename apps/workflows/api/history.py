@@ -16,14 +16,15 @@ from apps.workflows.api.schema import (
     HistorySerializer,
     HistoryStatusSerializer,
     TimelineSerializer,
-    errors,
 )
-from apps.workflows.api.views import ApiView
 from apps.workflows.services import queries
+from workflow_engine.api import base
+from workflow_engine.api.base import ApiView
+from workflow_engine.api.schema import errors
 
 
 def _workflow_id(value: str) -> str:
-    return inp.path_id(value, "Workflow")
+    return base.path_id(value, "Workflow")
 
 
 @extend_schema(tags=["history"])
@@ -58,7 +59,7 @@ class HistoryExecutionView(ApiView):
     )
     def get(self, request: Request, workflow_id: str, execution_id: str) -> Response:
         return Response(
-            queries.history_execution(_workflow_id(workflow_id), inp.path_id(execution_id, "Execution"))
+            queries.history_execution(_workflow_id(workflow_id), base.path_id(execution_id, "Execution"))
         )
 
 

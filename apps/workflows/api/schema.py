@@ -5,33 +5,10 @@ Field names are the original product's camelCase ones (origin-product.md §3.5, 
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from drf_spectacular.utils import OpenApiExample
 from rest_framework import serializers as s
 
-
-class ErrorSerializer(s.Serializer):
-    error = s.CharField(help_text="A stable code: invalid_definition, not_found, conflict, ...")
-    message = s.CharField()
-    details = s.DictField(child=s.ListField(child=s.CharField()), help_text="{field: [problems]}")
-
-
-def errors(*statuses: int) -> dict[int, OpenApiResponse]:
-    """The error responses a route can give, in the one error shape. Every authenticated route (401) also
-    checks the caller's role (403)."""
-    text = {
-        400: "Invalid input.",
-        401: "Not authenticated.",
-        403: "The account's role does not allow this (or it has no role).",
-        404: "Not found.",
-        409: "Conflict.",
-        412: "If-Match does not match the current ETag: the resource changed since it was read.",
-        413: "Body too large.",
-        415: "Unsupported media type.",
-        503: "A dependency is unavailable.",
-    }
-    codes = sorted({*statuses, 403} if 401 in statuses else set(statuses))
-    return {code: OpenApiResponse(ErrorSerializer, description=text.get(code, "Error.")) for code in codes}
-
+from workflow_engine.api.schema import OpenSerializer
 
 # --- the workflow DSL (origin-product.md §1.1) --------------------------------------------------------------
 
@@ -41,7 +18,11 @@ class PositionSerializer(s.Serializer):
     y = s.FloatField()
 
 
-class NodeSerializer(s.Serializer):
+# A definition is answered as it was posted, and the DSL ignores fields it does not know (as the original's
+# parser did), so these objects are open: a client's own fields come back.
+
+
+class NodeSerializer(OpenSerializer):
     id = s.CharField()
     type = s.ChoiceField(choices=["source", "transform", "sink"], required=False)
     nodeType = s.CharField(help_text="A type from GET /api/v1/workflows/node-types.")
@@ -49,9 +30,15 @@ class NodeSerializer(s.Serializer):
     position = PositionSerializer(required=False)
     config = s.DictField(required=False)
     style = s.DictField(required=False)  # type: ignore[assignment]
+    retry = s.DictField(
+        required=False,
+        help_text='{"maxAttempts": 3, "backoff": "exponential", "initialInterval": "1s", '
+        '"maxInterval": "1m", "multiplier": 2, "jitter": 0.1, "retryOn": "retryable"}',
+    )
+    timeout = s.JSONField(required=False, help_text='A duration ("30s", "5m") or a number of seconds.')
 
 
-class EdgeSerializer(s.Serializer):
+class EdgeSerializer(OpenSerializer):
     id = s.CharField()
     source = s.CharField()  # type: ignore[assignment]
     target = s.CharField()
@@ -62,7 +49,7 @@ class EdgeSerializer(s.Serializer):
     style = s.DictField(required=False)  # type: ignore[assignment]
 
 
-class WorkflowDefinitionSerializer(s.Serializer):
+class WorkflowDefinitionSerializer(OpenSerializer):
     id = s.CharField(max_length=200)
     name = s.CharField()
     description = s.CharField(required=False, allow_blank=True)
@@ -72,6 +59,11 @@ class WorkflowDefinitionSerializer(s.Serializer):
     nodes = NodeSerializer(many=True)
     edges = EdgeSerializer(many=True)
     metadata = s.DictField(required=False)
+    settings = s.DictField(
+        required=False,
+        help_text='Workflow-wide policies: {"retry": {...}, "timeout": "10m", '
+        '"concurrency": {"max": 2, "policy": "queue"}}.',
+    )
 
 
 MINIMAL_WORKFLOW = OpenApiExample(
@@ -210,6 +202,15 @@ class NodeDetailSerializer(s.Serializer):
     status = s.CharField()
     recordsProcessed = s.IntegerField()
     error = s.CharField(required=False)
+    willRetry = s.BooleanField(required=False, help_text="On a failed attempt: whether another one follows.")
+    nextAttemptAt = s.IntegerField(required=False, help_text="Epoch milliseconds: when the retry starts.")
+    retryDelayMs = s.IntegerField(required=False)
+    waitingFor = s.ChoiceField(
+        choices=["timer", "signal", "approval"], required=False, help_text="While the node waits."
+    )
+    signal = s.CharField(required=False, help_text="The signal (or approval) name it waits for.")
+    until = s.IntegerField(required=False, help_text="Epoch milliseconds: when a timer wait ends.")
+    approvedBy = s.CharField(required=False, help_text="The user who approved an approval node.")
 
 
 class NodeOutputSerializer(s.Serializer):
@@ -326,3 +327,31 @@ class HealthSerializer(s.Serializer):
 
 class LiveSerializer(s.Serializer):
     status = s.CharField()
+
+
+# --- where executions live (their shards and the shards' owners) ------------------------------------------
+
+
+class ExecutionLocationSerializer(s.Serializer):
+    executionId = s.CharField()
+    workflowId = s.CharField()
+    shardId = s.IntegerField(help_text="Computed once at creation and stored.")
+    owner = s.CharField(allow_null=True, help_text="The worker that owns the shard now.")
+    epoch = s.IntegerField()
+    status = s.CharField()
+
+
+class LocatedExecutionSerializer(s.Serializer):
+    executionId = s.CharField()
+    shardId = s.IntegerField()
+    owner = s.CharField(allow_null=True)
+    epoch = s.IntegerField()
+    status = s.CharField()
+
+
+class WorkflowLocationSerializer(s.Serializer):
+    workflowId = s.CharField()
+    shardIds = s.ListField(child=s.IntegerField(), help_text="The shards of the listed executions.")
+    executions = LocatedExecutionSerializer(
+        many=True, help_text="Active executions, newest first (100 at most)."
+    )

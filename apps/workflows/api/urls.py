@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from apps.workflows.api import control, history, views
+from apps.workflows.api import control, history, placement, views
 
 urlpatterns = [
     path("v1/workflows/node-types", views.NodeTypesView.as_view(), name="node-types"),
@@ -42,6 +42,19 @@ urlpatterns = [
         "v1/executions/<str:execution_id>/signals/<str:name>",
         control.SignalView.as_view(),
         name="execution-signal",
+    ),
+    path(
+        "v1/cluster/workflow/<str:workflow_id>/location",
+        placement.WorkflowLocationView.as_view(),
+        name="cluster-workflow-location",
+    ),
+    path(
+        "v1/executions/<str:execution_id>/location",
+        placement.ExecutionLocationView.as_view(),
+        name="execution-location",
+    ),
+    path(
+        "v1/events/workflow/<str:workflow_id>", placement.WorkflowEventsView.as_view(), name="events-workflow"
     ),
     path("history/<str:workflow_id>", history.HistoryView.as_view(), name="history"),
     path("history/<str:workflow_id>/status", history.HistoryStatusView.as_view(), name="history-status"),

@@ -15,12 +15,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from apps.schedules.services import schedules
-from apps.workflows import roles
+from apps.workflows import hooks
 from apps.workflows.api import serializers as inp
-from apps.workflows.api.permissions import HasRole
 from apps.workflows.api.schema import (
     MINIMAL_WORKFLOW,
     ExecutionEventsSerializer,
@@ -34,34 +31,22 @@ from apps.workflows.api.schema import (
     WorkflowDeletedSerializer,
     WorkflowStatusSerializer,
     WorkflowUpdatedSerializer,
-    errors,
 )
-from apps.workflows.nodes import registry
+from apps.workflows.engine.nodetypes import catalogue
 from apps.workflows.services import definitions, executions, queries
 from apps.workflows.services.executions import Started
+from workflow_engine import roles
+from workflow_engine.api import base
+from workflow_engine.api.base import ApiView, who
+from workflow_engine.api.schema import errors
 
 
-class ApiView(APIView):
-    """Our base view: strict JSON bodies (``JSONBodyParser``); authentication as configured in settings;
-    the role check of ``permissions``: per HTTP method, the permissions any one of which lets a user in
-    (reads need ``roles.READ`` unless declared; an undeclared write is for superusers only)."""
-
-    parser_classes = [inp.JSONBodyParser]
-    permission_classes = [HasRole]
-    permissions: ClassVar[dict[str, tuple[str, ...]]] = {}
+def workflow_id_of(value: str) -> str:
+    return base.path_id(value, "Workflow")
 
 
-def who(request: Request) -> str:
-    """The username recorded as having done it."""
-    return request.user.get_username() if request.user and request.user.is_authenticated else "anonymous"
-
-
-def _workflow_id(value: str) -> str:
-    return inp.path_id(value, "Workflow")
-
-
-def _execution_id(value: str) -> str:
-    return inp.path_id(value, "Execution")
+def execution_id_of(value: str) -> str:
+    return base.path_id(value, "Execution")
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -111,7 +96,7 @@ class NodeTypesView(ApiView):
         summary="List the node types, by category", responses={200: NodeTypesSerializer, **errors(401)}
     )
     def get(self, request: Request) -> Response:
-        return Response(registry.catalogue())
+        return Response(catalogue.catalogue())
 
 
 @extend_schema(tags=["workflows"])
@@ -120,11 +105,11 @@ class WorkflowListView(ApiView):
 
     @extend_schema(
         summary="List workflow definitions (current versions, by id)",
-        parameters=[inp.PageQuery],
+        parameters=[base.PageQuery],
         responses={200: WorkflowDefinitionSerializer(many=True), **errors(400, 401)},
     )
     def get(self, request: Request) -> Response:
-        page = inp.PageQuery.parse(request.query_params)
+        page = base.PageQuery.parse(request.query_params)
         return Response(queries.workflow_list(limit=page["limit"], offset=page["offset"]))
 
     @extend_schema(
@@ -140,7 +125,7 @@ class WorkflowListView(ApiView):
                 "message": "Workflow created successfully",
                 "workflowId": workflow.id,
                 "version": 1,
-                "scheduleStatus": schedules.status_text(request.data),
+                **hooks.created_fields(request.data),  # scheduleStatus (the schedules app)
             },
             status=201,
             headers=etag_header(workflow.current_version),
@@ -161,7 +146,7 @@ class WorkflowDetailView(ApiView):
         responses={200: WorkflowDefinitionSerializer, **errors(401, 404)},
     )
     def get(self, request: Request, workflow_id: str) -> Response:
-        version = definitions.current(_workflow_id(workflow_id))
+        version = definitions.current(workflow_id_of(workflow_id))
         return Response(version.definition, headers=etag_header(version))
 
     @extend_schema(
@@ -174,7 +159,7 @@ class WorkflowDetailView(ApiView):
     )
     def put(self, request: Request, workflow_id: str) -> Response:
         workflow, changed = definitions.update(
-            _workflow_id(workflow_id), request.data, by=who(request), if_match=if_match(request)
+            workflow_id_of(workflow_id), request.data, by=who(request), if_match=if_match(request)
         )
         current = workflow.current_version
         return Response(
@@ -193,7 +178,7 @@ class WorkflowDetailView(ApiView):
         responses={200: WorkflowDeletedSerializer, **errors(400, 401, 404, 409, 412)},
     )
     def delete(self, request: Request, workflow_id: str) -> Response:
-        definitions.delete(_workflow_id(workflow_id), if_match=if_match(request))
+        definitions.delete(workflow_id_of(workflow_id), if_match=if_match(request))
         return Response({"message": "Workflow deleted successfully", "workflowId": workflow_id})
 
 
@@ -231,9 +216,9 @@ class WorkflowExecuteView(ApiView):
         responses={200: ExecutionStartedSerializer, **errors(400, 401, 404, 409, 415)},
     )
     def post(self, request: Request, workflow_id: str) -> Response:
-        workflow_id = _workflow_id(workflow_id)
+        workflow_id = workflow_id_of(workflow_id)
         key = inp.idempotency_key(request.headers.get("Idempotency-Key"))
-        body = inp.optional_json_object(request.data)
+        body = base.optional_json_object(request.data)
         given = body.get("input", {})
         if not isinstance(given, dict):
             raise ValidationError({"input": ["Must be a JSON object (the execution.input node outputs it)."]})
@@ -255,7 +240,7 @@ class WorkflowStatusView(ApiView):
         responses={200: WorkflowStatusSerializer, **errors(401, 404)},
     )
     def get(self, request: Request, workflow_id: str) -> Response:
-        return Response(queries.workflow_status(_workflow_id(workflow_id)))
+        return Response(queries.workflow_status(workflow_id_of(workflow_id)))
 
 
 @extend_schema(tags=["executions"])
@@ -267,7 +252,7 @@ class WorkflowExecutionsView(ApiView):
     )
     def get(self, request: Request, workflow_id: str) -> Response:
         query = inp.ExecutionListQuery.parse(request.query_params)
-        return Response(queries.execution_list(_workflow_id(workflow_id), **query))
+        return Response(queries.execution_list(workflow_id_of(workflow_id), **query))
 
 
 @extend_schema(tags=["executions"])
@@ -280,7 +265,7 @@ class ExecutionLogsView(ApiView):
     def get(self, request: Request, workflow_id: str, execution_id: str) -> Response:
         query = inp.LogsQuery.parse(request.query_params)
         return Response(
-            queries.execution_logs(_workflow_id(workflow_id), _execution_id(execution_id), **query)
+            queries.execution_logs(workflow_id_of(workflow_id), execution_id_of(execution_id), **query)
         )
 
 
@@ -291,7 +276,7 @@ class ExecutionView(ApiView):
         responses={200: ExecutionSerializer, **errors(401, 404)},
     )
     def get(self, request: Request, execution_id: str) -> Response:
-        return Response(queries.execution_detail(_execution_id(execution_id)))
+        return Response(queries.execution_detail(execution_id_of(execution_id)))
 
 
 @extend_schema(tags=["executions"])
@@ -303,4 +288,4 @@ class ExecutionEventsView(ApiView):
     )
     def get(self, request: Request, execution_id: str) -> Response:
         query = inp.EventsQuery.parse(request.query_params)
-        return Response(queries.execution_events(_execution_id(execution_id), **query))
+        return Response(queries.execution_events(execution_id_of(execution_id), **query))

@@ -17,8 +17,8 @@ from apps.workflows.engine.graph import Graph, GraphNode
 from apps.workflows.engine.state import (
     ACTIVE_NODE,
     EventRecord,
-    ExecStatus,
     ExecutionState,
+    ExecutionStatus,
     NodeStatus,
     apply_in_place,
     owned,
@@ -194,7 +194,7 @@ def decide(
 
 
 def _start(d: Decision, ctx: _Ctx, c: Start) -> None:
-    if d.state.status != ExecStatus.PENDING:
+    if d.state.status != ExecutionStatus.PENDING:
         return
     d.emit(
         "WorkflowStarted",
@@ -217,13 +217,13 @@ def _start_ready(d: Decision, ctx: _Ctx, candidates: Iterable[str] | None = None
     Only ``candidates`` can have become ready: the downstream nodes of a node that just completed, since
     every other ready node was started when it became ready. ``None`` looks at every node (a start, a resume,
     a retry of failed nodes: what a pause or a failure left unstarted)."""
-    if d.state.status != ExecStatus.RUNNING:
+    if d.state.status != ExecutionStatus.RUNNING:
         return  # paused: nothing new starts; resume picks up from here
     position = ctx.graph.position
     for node_id in ctx.graph.order if candidates is None else candidates:
         if _is_ready(d, ctx.graph.nodes[node_id]):
             heapq.heappush(d.ready, (position[node_id], node_id))
-    while d.ready and d.state.status == ExecStatus.RUNNING:
+    while d.ready and d.state.status == ExecutionStatus.RUNNING:
         _, node_id = heapq.heappop(d.ready)
         if d.state.node(node_id).status == NodeStatus.PENDING:  # not started by a nested call meanwhile
             _start_node(d, ctx, ctx.graph.nodes[node_id])
@@ -366,7 +366,7 @@ def _timer_fired(d: Decision, ctx: _Ctx, c: TimerFired) -> None:
 
 
 def _start_retry(d: Decision, ctx: _Ctx, node: GraphNode) -> None:
-    if d.state.status == ExecStatus.RUNNING and all(
+    if d.state.status == ExecutionStatus.RUNNING and all(
         d.state.node(u).status == NodeStatus.COMPLETED for u in node.upstream
     ):
         _start_node(d, ctx, node)
@@ -405,12 +405,12 @@ def _cancel(d: Decision, ctx: _Ctx, c: Cancel) -> None:
 
 
 def _pause(d: Decision, ctx: _Ctx, c: Pause) -> None:
-    if d.state.status == ExecStatus.RUNNING:
+    if d.state.status == ExecutionStatus.RUNNING:
         d.emit("WorkflowPaused", {**ctx.base(d.state), "by": c.by})
 
 
 def _resume(d: Decision, ctx: _Ctx, c: Resume) -> None:
-    if d.state.status != ExecStatus.PAUSED:
+    if d.state.status != ExecutionStatus.PAUSED:
         return
     d.emit("WorkflowResumed", {**ctx.base(d.state), "by": c.by})
     for node_id in ctx.graph.order:  # retries whose timer fired while paused
@@ -421,7 +421,7 @@ def _resume(d: Decision, ctx: _Ctx, c: Resume) -> None:
 
 
 def _retry_failed(d: Decision, ctx: _Ctx, c: RetryFailed) -> None:
-    if d.state.status != ExecStatus.FAILED:
+    if d.state.status != ExecutionStatus.FAILED:
         return
     failed = [
         n

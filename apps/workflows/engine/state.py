@@ -19,7 +19,8 @@ from typing import Any
 SCHEMA_VERSION = 3  # 3: ExecutionState.completed; a snapshot of an older schema falls back to replay
 
 
-class ExecStatus(StrEnum):
+class ExecutionStatus(StrEnum):
+    QUEUED = "queued"  # admission's: waiting for a slot under a concurrency limit, not started (no events)
     PENDING = "pending"
     RUNNING = "running"
     PAUSED = "paused"
@@ -38,7 +39,9 @@ class NodeStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-TERMINAL = (ExecStatus.COMPLETED, ExecStatus.FAILED, ExecStatus.CANCELLED)
+TERMINAL_STATUSES = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+# executions that hold a slot under a concurrency limit
+ACTIVE_STATUSES = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.PAUSED)
 ACTIVE_NODE = (NodeStatus.RUNNING, NodeStatus.WAITING)
 
 
@@ -68,7 +71,7 @@ class NodeState:
 class ExecutionState:
     execution_id: str
     workflow_id: str
-    status: ExecStatus = ExecStatus.PENDING
+    status: ExecutionStatus = ExecutionStatus.PENDING
     last_seq: int = 0
     started_ms: int | None = None
     ended_ms: int | None = None
@@ -81,7 +84,7 @@ class ExecutionState:
 
     @property
     def terminal(self) -> bool:
-        return self.status in TERMINAL
+        return self.status in TERMINAL_STATUSES
 
     def node(self, node_id: str) -> NodeState:
         return self.nodes.get(node_id, NodeState())
@@ -105,7 +108,7 @@ def _count_completed(nodes: Mapping[str, NodeState]) -> int:
 
 
 def _started(s: ExecutionState, p: Mapping[str, Any], own: bool) -> ExecutionState:
-    return replace(s, status=ExecStatus.RUNNING, started_ms=p["timestamp"])
+    return replace(s, status=ExecutionStatus.RUNNING, started_ms=p["timestamp"])
 
 
 def _node_started(s: ExecutionState, p: Mapping[str, Any], own: bool) -> ExecutionState:
@@ -176,13 +179,13 @@ def _signal(s: ExecutionState, p: Mapping[str, Any], own: bool) -> ExecutionStat
 
 
 def _completed(s: ExecutionState, p: Mapping[str, Any], own: bool) -> ExecutionState:
-    return replace(s, status=ExecStatus.COMPLETED, ended_ms=p["timestamp"])
+    return replace(s, status=ExecutionStatus.COMPLETED, ended_ms=p["timestamp"])
 
 
 def _failed(s: ExecutionState, p: Mapping[str, Any], own: bool) -> ExecutionState:
     return replace(
         s,
-        status=ExecStatus.FAILED,
+        status=ExecutionStatus.FAILED,
         ended_ms=p["timestamp"],
         error=p["reason"],
         failed_node=p.get("failedNodeId"),
@@ -196,7 +199,7 @@ def _cancelled(s: ExecutionState, p: Mapping[str, Any], own: bool) -> ExecutionS
     }
     return replace(
         s,
-        status=ExecStatus.CANCELLED,
+        status=ExecutionStatus.CANCELLED,
         ended_ms=p["timestamp"],
         error=p.get("reason"),
         nodes=nodes,
@@ -211,7 +214,7 @@ def _retried(s: ExecutionState, p: Mapping[str, Any], own: bool) -> ExecutionSta
     }
     return replace(
         s,
-        status=ExecStatus.RUNNING,
+        status=ExecutionStatus.RUNNING,
         ended_ms=None,
         error=None,
         failed_node=None,
@@ -228,8 +231,8 @@ _HANDLERS = {
     "NodeExecutionFailed": _node_failed,
     "NodeRetryScheduled": _retry_scheduled,
     "SignalReceived": _signal,
-    "WorkflowPaused": lambda s, p, own: replace(s, status=ExecStatus.PAUSED),
-    "WorkflowResumed": lambda s, p, own: replace(s, status=ExecStatus.RUNNING),
+    "WorkflowPaused": lambda s, p, own: replace(s, status=ExecutionStatus.PAUSED),
+    "WorkflowResumed": lambda s, p, own: replace(s, status=ExecutionStatus.RUNNING),
     "WorkflowRetried": _retried,
     "WorkflowCancelled": _cancelled,
     "WorkflowCompleted": _completed,
@@ -305,7 +308,7 @@ def from_json(data: Mapping[str, Any]) -> ExecutionState:
         nodes = {k: _node_from_json(v) for k, v in body.pop("nodes").items()}
         signals = {k: tuple(v) for k, v in body.pop("signals").items()}
         state = ExecutionState(
-            **{**body, "status": ExecStatus(body["status"]), "nodes": nodes, "signals": signals}
+            **{**body, "status": ExecutionStatus(body["status"]), "nodes": nodes, "signals": signals}
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"malformed snapshot: {exc}") from exc

@@ -1,4 +1,4 @@
-"""The role groups (apps/workflows/roles.py): viewer, operator, approver, admin, with their permissions.
+"""The role groups (workflow_engine/roles.py): viewer, operator, approver, admin, with their permissions.
 
 Permissions are created here rather than left to ``post_migrate`` (which runs after every migration), so that
 the groups can hold them on a fresh database. The tables below are a frozen copy of ``roles.py`` at this

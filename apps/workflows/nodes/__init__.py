@@ -1,1 +1,3 @@
-"""Node types: the contract (``base``), the families (sources, transforms, sinks) and their helpers."""
+"""Node implementations: ``run`` for each node type described in ``apps.workflows.engine.nodetypes``, with the
+I/O it takes (files, HTTP, databases, DuckDB, Python callables); ``base`` is the contract, ``registry`` pairs
+every description with its implementation, ``sandbox`` reads the settings the nodes are confined by."""

@@ -1,5 +1,6 @@
 """Nodes on external databases through named connections: ``db.query``/``db.write`` on PostgreSQL (psycopg)
-and the original's ``mysql.query``/``mysql.write`` on MySQL or MariaDB (PyMySQL).
+and the original's ``mysql.query``/``mysql.write`` on MySQL or MariaDB (PyMySQL). Their descriptions and
+definition-time checks are in ``engine/nodetypes/databases.py``; this module runs them.
 
 A definition names a connection; its URL, credentials included, comes from the environment
 (``WORKFLOW_CONNECTION_<NAME>``, or ``_FILE``, read into ``settings.WORKFLOW_CONNECTIONS``) and never appears
@@ -31,86 +32,31 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
-from django.conf import settings
-
-from apps.workflows.nodes.base import Category, ConfigField, NodeContext, NodeResult, NodeType, register
-from apps.workflows.nodes.sql import (
-    Bound,
-    Dialect,
-    ParameterError,
-    QueryError,
-    bind,
-    fetch_limited,
-    json_value,
-    max_rows_problems,
-    parameter_problems,
-    sql_problems,
-    statement_count,
-    timeout_problems,
-    timeout_seconds,
-)
+from apps.workflows.engine.nodetypes import databases
+from apps.workflows.engine.nodetypes.databases import DatabaseNodeType, one_statement
+from apps.workflows.engine.nodetypes.sql import timeout_seconds
+from apps.workflows.engine.sqltext import Bound, Dialect, ParameterError, bind, statement_count
+from apps.workflows.nodes.base import NodeContext, NodeImplementation, NodeResult, implements
+from apps.workflows.nodes.sandbox import connection_urls
+from apps.workflows.nodes.sql import QueryError, fetch_limited, json_value
 
 T = TypeVar("T")
 
 CONNECT_TIMEOUT = 5  # seconds: fail the attempt (and retry it) rather than hang on an unreachable server
-MAX_BATCH_SIZE = 100_000
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
-# The original's mysql.* nodes took these in their config; credentials now live in the environment.
-_CREDENTIAL_FIELDS = ("host", "port", "username", "user", "password", "database")
 
 # --------------------------------------------------------------------------------------------- connections
 
 
-def _connections() -> Mapping[str, str]:
-    return getattr(settings, "WORKFLOW_CONNECTIONS", {})
-
-
-def connection_problems(
-    config: Mapping[str, Any], schemes: Sequence[str], label: str
-) -> dict[str, list[str]]:
-    """``check``: the connection must be configured, and be a ``label`` database. Never shows the URL."""
-    name = config["connection"]
-    url = _connections().get(name.lower())
-    if url is None:
-        known = ", ".join(sorted(_connections())) or "none are configured"
-        return {
-            "connection": [
-                f"Unknown connection {name!r} (known: {known}); an operator configures it with the "
-                f"environment variable WORKFLOW_CONNECTION_{name.upper()}."
-            ]
-        }
-    scheme = urlsplit(url).scheme
-    if scheme not in schemes:
-        return {"connection": [f"Connection {name!r} is a {scheme} database, not {label}."]}
-    return {}
-
-
-def credential_problems(config: Mapping[str, Any]) -> dict[str, list[str]]:
-    message = (
-        "Credentials and addresses do not belong in a workflow definition: configure the environment "
-        "variable WORKFLOW_CONNECTION_<NAME> (a URL, or _FILE) and set connection to <name>."
-    )
-    return {key: [message] for key in _CREDENTIAL_FIELDS if key in config}
-
-
 def connection_url(node: str, name: str) -> str:
-    url = _connections().get(name.lower())
+    url = connection_urls().get(name.lower())
     if url is None:  # the environment changed since the workflow was defined
         raise QueryError(node, "CONFIGURATION_ERROR", f"unknown connection {name!r}", retryable=False)
     return url
-
-
-def table_problems(config: Mapping[str, Any]) -> dict[str, list[str]]:
-    parts = config["table"].split(".")
-    if len(parts) > 2 or not all(_IDENTIFIER.fullmatch(part) for part in parts):
-        return {"table": ["Must be a table name, or schema.table: letters, digits, _ and $, up to 63 each."]}
-    return {}
 
 
 # --------------------------------------------------------------------------------------------- drivers
@@ -128,11 +74,7 @@ def _closed_on_error(conn: Any) -> Iterator[None]:
 
 
 class Driver:
-    """What a node needs from a database client; one subclass per server family."""
-
-    label: ClassVar[str]
-    schemes: ClassVar[tuple[str, ...]]
-    dialect: ClassVar[Dialect]
+    """What a node needs from a database client; one subclass per server family (its dialect)."""
 
     def connect(
         self, url: str, timeout: float, app: str, *, read_only: bool = False
@@ -178,10 +120,6 @@ _PG_STATES: tuple[tuple[str, str, bool], ...] = (
 
 
 class Postgres(Driver):
-    label = "PostgreSQL"
-    schemes = ("postgres", "postgresql")
-    dialect: ClassVar[Dialect] = "postgres"
-
     def connect(
         self, url: str, timeout: float, app: str, *, read_only: bool = False
     ) -> contextlib.AbstractContextManager[Any]:
@@ -282,10 +220,6 @@ _MYSQL_CODES: dict[int, tuple[str, bool]] = {
 
 
 class MySql(Driver):
-    label = "MySQL/MariaDB"
-    schemes = ("mysql", "mariadb")
-    dialect: ClassVar[Dialect] = "mysql"
-
     def connect(
         self, url: str, timeout: float, app: str, *, read_only: bool = False
     ) -> contextlib.AbstractContextManager[Any]:
@@ -417,39 +351,30 @@ def _record_parameters(record: Any, parameters: Any) -> Any:
     return {**fields, **(parameters or {})}
 
 
-class _Query(NodeType):
+_DRIVERS: dict[Dialect, Driver] = {"postgres": Postgres(), "mysql": MySql()}
+
+
+class _OnDatabase(NodeImplementation):
+    @property
+    def dialect(self) -> Dialect:
+        return cast(DatabaseNodeType, self.node_type).dialect
+
+    @property
+    def driver(self) -> Driver:
+        return _DRIVERS[self.dialect]
+
+
+@implements(
+    databases.DbQuery, databases.DbQueryTransform, databases.MysqlQuery, databases.MysqlQueryTransform
+)
+class Query(_OnDatabase):
     """Runs a query once as a source, or once per input record as a transform."""
-
-    driver: ClassVar[Driver]
-    icon = "database"
-    fields = (
-        ConfigField("connection", "string", "Connection name (WORKFLOW_CONNECTION_<NAME>)", required=True),
-        ConfigField("sql", "string", "SQL", required=True),
-        ConfigField("parameters", "any", "Parameters (object for {{name}}/:name, array for ?)"),
-        ConfigField("timeout", "any", "Statement timeout (30s, 500ms, or seconds)", default="30s"),
-        ConfigField("maxRows", "integer", "Most rows in all (optional)"),
-    )
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        problems = {
-            **credential_problems(config),
-            **connection_problems(config, self.driver.schemes, self.driver.label),
-            **sql_problems(config),
-            **timeout_problems(config),
-            **max_rows_problems(config),
-        }
-        if not problems and (count := statement_count(config["sql"], self.driver.dialect)) > 1:
-            problems["sql"] = [_one_statement(self.type_name, count)]
-        parameters = config.get("parameters")
-        if problems or (self.category == "transform" and isinstance(parameters, (dict, type(None)))):
-            return problems  # a transform's records fill the named placeholders when it runs
-        return parameter_problems(config["sql"], parameters, self.driver.dialect)
 
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         config = self.with_defaults(ctx.config)
-        if (count := statement_count(config["sql"], self.driver.dialect)) > 1:
+        if (count := statement_count(config["sql"], self.dialect)) > 1:
             raise QueryError(
-                self.type_name, "INVALID_ARGUMENT", _one_statement(self.type_name, count), retryable=False
+                self.type_name, "INVALID_ARGUMENT", one_statement(self.type_name, count), retryable=False
             )
         statements = self._statements(config, inputs)
         url = connection_url(self.type_name, config["connection"])
@@ -470,7 +395,7 @@ class _Query(NodeType):
 
     def _bind(self, sql: str, parameters: Any, where: str) -> Bound:
         try:
-            return bind(sql, parameters, self.driver.dialect)
+            return bind(sql, parameters, self.dialect)
         except ParameterError as exc:
             raise QueryError(self.type_name, "INVALID_ARGUMENT", f"{where}{exc}", retryable=False) from exc
 
@@ -492,70 +417,7 @@ class _Query(NodeType):
         return rows
 
 
-def _one_statement(node: str, count: int) -> str:
-    writer = node.replace(".query", ".write")
-    return f"Give exactly one SQL statement, not {count}: {node} only reads; writes go through {writer}."
-
-
-_POSTGRES, _MYSQL = Postgres(), MySql()
-_QUERY_SOURCE = (
-    "Runs a SQL query against a named {label} connection; each result row becomes an object record. "
-)
-_QUERY_TRANSFORM = (
-    "Runs a SQL query against a named {label} connection once per input record, whose fields fill the "
-    "named placeholders that parameters does not; emits every result row as an object record. "
-)
-_QUERY_PARAMETERS = "Parameters are bound by the driver: {{name}} or :name with an object, ? with an array."
-
-
-@register
-class DbQuery(_Query):
-    type_name = "db.query"
-    category: ClassVar[Category] = "source"
-    display_name = "Database query"
-    description = _QUERY_SOURCE.format(label="PostgreSQL") + _QUERY_PARAMETERS
-    driver = _POSTGRES
-
-
-@register
-class DbQueryTransform(_Query):
-    type_name = "db.query"
-    category: ClassVar[Category] = "transform"
-    display_name = "Database query"
-    description = _QUERY_TRANSFORM.format(label="PostgreSQL") + _QUERY_PARAMETERS
-    driver = _POSTGRES
-
-
-@register
-class MysqlQuery(_Query):
-    type_name = "mysql.query"
-    category: ClassVar[Category] = "source"
-    display_name = "MySQL query"
-    description = _QUERY_SOURCE.format(label="MySQL or MariaDB") + _QUERY_PARAMETERS
-    driver = _MYSQL
-
-
-@register
-class MysqlQueryTransform(_Query):
-    type_name = "mysql.query"
-    category: ClassVar[Category] = "transform"
-    display_name = "MySQL query"
-    description = _QUERY_TRANSFORM.format(label="MySQL or MariaDB") + _QUERY_PARAMETERS
-    driver = _MYSQL
-
-
 # --------------------------------------------------------------------------------------------- writes
-
-
-def _key_problems(config: Mapping[str, Any]) -> dict[str, list[str]]:
-    key = config.get("key")
-    if key is None:
-        return {}
-    if config["mode"] != "upsert":
-        return {"key": ["Only used when mode is upsert."]}
-    if not key or not all(isinstance(column, str) and column for column in key):
-        return {"key": ["Must be a non-empty array of column names."]}
-    return {}
 
 
 def _batches(rows: Sequence[Mapping[str, Any]], size: int) -> Iterator[Batch]:
@@ -579,40 +441,9 @@ def _with_index_hint(error: QueryError, table: str, conflict: list[str] | None) 
     return QueryError(error.node, error.error_type, detail, retryable=error.retryable)
 
 
-class _Write(NodeType):
+@implements(databases.DbWrite, databases.MysqlWrite)
+class Write(_OnDatabase):
     """Writes object records as rows, in one transaction; returns no records."""
-
-    driver: ClassVar[Driver]
-    category: ClassVar[Category] = "sink"
-    icon = "database-backup"
-    fields = (
-        ConfigField("connection", "string", "Connection name (WORKFLOW_CONNECTION_<NAME>)", required=True),
-        ConfigField("table", "string", "Table (or schema.table)", required=True),
-        ConfigField("mode", "string", "Mode", default="upsert", choices=("upsert", "insert")),
-        ConfigField("key", "array", "Key columns of the upsert (optional)"),
-        ConfigField(
-            "idempotencyColumn",
-            "string",
-            "Idempotency column (upsert without key)",
-            default="_idempotency_key",
-        ),
-        ConfigField("batchSize", "integer", "Rows per batch", default=1000),
-        ConfigField("timeout", "any", "Statement timeout (30s, 500ms, or seconds)", default="30s"),
-    )
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        problems = {
-            **credential_problems(config),
-            **connection_problems(config, self.driver.schemes, self.driver.label),
-            **table_problems(config),
-            **_key_problems(config),
-            **timeout_problems(config),
-        }
-        if not _IDENTIFIER.fullmatch(config["idempotencyColumn"]):
-            problems["idempotencyColumn"] = ["Must be a column name: letters, digits, _ and $, up to 63."]
-        if not 1 <= config["batchSize"] <= MAX_BATCH_SIZE:
-            problems["batchSize"] = [f"Must be between 1 and {MAX_BATCH_SIZE}."]
-        return problems
 
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         config = self.with_defaults(ctx.config)
@@ -666,27 +497,3 @@ class _Write(NodeType):
         timeout = timeout_seconds(config["timeout"])
         with self.driver.connect(url, timeout, _app_name(self.type_name, ctx)) as conn:
             self.driver.write(conn, config["table"], _batches(rows, config["batchSize"]), conflict)
-
-
-_WRITE = (
-    "Writes object records (keys are columns) into a table of a named {label} connection, in one "
-    "transaction. upsert (the default) updates the row with the same key columns, or, without key, the same "
-    "idempotency column (the table needs a unique index on it), so a re-run writes nothing twice; insert "
-    "adds rows without conflict handling. Objects and arrays are written as JSON."
-)
-
-
-@register
-class DbWrite(_Write):
-    type_name = "db.write"
-    display_name = "Database write"
-    description = _WRITE.format(label="PostgreSQL")
-    driver = _POSTGRES
-
-
-@register
-class MysqlWrite(_Write):
-    type_name = "mysql.write"
-    display_name = "MySQL write"
-    description = _WRITE.format(label="MySQL or MariaDB") + " MySQL upserts on any unique key of the table."
-    driver = _MYSQL

@@ -1,17 +1,13 @@
-"""Which files file nodes may touch, and how they write them.
+"""How file nodes reach their files when they run: the path checked again, errors named, atomic writes.
 
-Workflows are defined over an API, so a path in a node's config is untrusted input. Every path is resolved
-(symbolic links and ``..`` included) before it is checked: it must fall inside one of the configured roots
-(``WORKFLOW_FILE_ROOTS``; a relative path starts at the first root, never at the working directory), and
-never inside the engine's own files (``apps.workflows.private_paths``: its data directory's servers and
-secrets, secret files, the Python environment, the source). A sink writes only through a real directory to a
-name that is not a link. Nodes check this when a workflow is defined, so a bad path is rejected up front, and
-again when they run, because the filesystem (or the setting) may have changed in between.
+The path policy itself (inside ``WORKFLOW_FILE_ROOTS``, never in the engine's own files, a sink only through
+a real directory to a name that is not a link) is ``apps.workflows.engine.paths``; validation applies it when
+a workflow is defined, and ``checked_path`` again when a node runs, because the filesystem (or the settings)
+may have changed in between.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import glob
 import hashlib
@@ -19,82 +15,23 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from apps.workflows.engine.paths import FilePathError, resolve_path
 from apps.workflows.nodes.base import NodeError
-from apps.workflows.private_paths import is_within, private_reason, real
+from apps.workflows.nodes.sandbox import current_sandbox
 
 
-class FilePathError(NodeError, ValueError):
-    """A path outside the allowed file roots; never retryable, the config must change."""
-
-
-def allowed_roots() -> list[Path]:
-    """The configured roots; imported lazily because the settings object needs Django configured."""
-    from apps.workflows.conf import engine_settings
-
-    return [Path(root) for root in engine_settings.file_roots]
-
-
-def resolve_path(path: str, *, for_writing: bool = False) -> Path:
-    """The real path ``path`` names; relative paths start at the first root. Raises ``FilePathError``.
-
-    ``for_writing``: the directory is resolved and the last name kept, which must not be a link, so that a
-    write replaces a file inside the roots rather than following a link planted there.
-    """
-    roots = allowed_roots()
-    if not roots:
-        raise FilePathError(f"path {path} cannot be used: no file roots are allowed; set WORKFLOW_FILE_ROOTS")
-    if "\x00" in path:
-        raise FilePathError("the path contains a NUL character")
-    candidate = Path(path) if os.path.isabs(path) else roots[0] / path
-    resolved = _writable(path, candidate) if for_writing else real(candidate)
-    if not any(is_within(resolved, real(root)) for root in roots):
-        listed = ", ".join(str(root) for root in roots)
-        raise FilePathError(
-            f"path {path} is outside the allowed file roots ({listed}); set WORKFLOW_FILE_ROOTS"
-        )
-    if reason := private_reason(resolved):
-        raise FilePathError(f"path {path} is inside {reason}, which file nodes may never use")
-    return resolved
-
-
-def _writable(path: str, candidate: Path) -> Path:
-    if candidate.name in ("", ".", ".."):
-        raise FilePathError(f"path {path} does not name a file")
-    target = real(candidate.parent) / candidate.name
-    if target.is_dir():
-        raise FilePathError(f"path {path} is a directory; a sink writes a file")
-    if target.is_symlink():
-        raise FilePathError(
-            f"path {path} is a symbolic link; a sink writes only to a file, not through a link"
-        )
-    return target
-
-
-def path_problems(
-    config: Mapping[str, Any], key: str = "path", *, for_writing: bool = False
-) -> dict[str, list[str]]:
-    """``check`` helper: the path policy's verdict on ``config[key]``, as a validation problem."""
+def checked_path(path: str, *, for_writing: bool = False) -> Path:
+    """The real path ``path`` names, checked again when the node runs against the current roots and private
+    paths (the filesystem or the settings may have changed since validation); a refusal is a ``NodeError``
+    that is never retryable, since the config must change."""
+    sandbox = current_sandbox()
     try:
-        resolve_path(config[key], for_writing=for_writing)
+        return resolve_path(path, sandbox.file_roots, sandbox.private_paths, for_writing=for_writing)
     except FilePathError as exc:
-        return {key: [str(exc)]}
-    return {}
-
-
-def encoding_problems(config: Mapping[str, Any], key: str = "encoding") -> dict[str, list[str]]:
-    """Only text encodings: ``codecs.lookup`` also knows bytes-to-bytes codecs (zlib_codec, base64_codec,
-    rot13...) that ``open()`` refuses only once a node runs."""
-    try:
-        info = codecs.lookup(config[key])
-    except (LookupError, ValueError):  # ValueError: a NUL character in the name
-        return {key: [f"Unknown encoding {config[key][:100]!r}."]}
-    if not getattr(info, "_is_text_encoding", True):
-        return {key: [f"{config[key]!r} is not a text encoding; use one such as utf-8, latin-1 or cp1252."]}
-    return {}
+        raise NodeError(str(exc), retryable=False) from exc
 
 
 def io_error(node: str, path: Path, exc: OSError) -> NodeError:

@@ -1,10 +1,11 @@
 """``http.request``: calls an HTTP API once per input record (or once in all) and emits the responses.
 
-Workflows are defined over an API, so a URL is untrusted: ``urlpolicy`` decides which URLs may be called
-(one strict reading of the URL, its host in ``WORKFLOW_HTTP_ALLOWED_HOSTS``, and no loopback, private or
-link-local address unless an IP or CIDR entry lists it). The syntax and the host are checked when the workflow
-is defined; everything, DNS included, before each request and on every redirect hop, which this module follows
-itself. The request then connects to an address that was checked (``_PinnedAdapter``), never to one that
+Workflows are defined over an API, so a URL is untrusted: ``engine/urlpolicy.py`` decides which URLs may be
+called (one strict reading of the URL, its host in ``WORKFLOW_HTTP_ALLOWED_HOSTS``, and no loopback, private
+or link-local address unless an IP or CIDR entry lists it). The syntax and the host are checked when the
+workflow is defined (the description, ``engine/nodetypes/http.py``); everything, DNS included (the system's
+resolver, here), before each request and on every redirect hop, which this module follows itself. The
+request then connects to an address that was checked (``_PinnedAdapter``), never to one that
 ``requests`` would resolve again, while the ``Host`` header, TLS SNI and certificate check keep the name.
 Templates (``{{field}}``, from the record) may fill the path, query, headers and body, never scheme or host.
 
@@ -15,33 +16,21 @@ failures are retryable; other unexpected statuses, and refused URLs, are not.
 
 from __future__ import annotations
 
-import functools
 import json
-import re
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
+from apps.workflows.engine.nodetypes import http
+from apps.workflows.engine.nodetypes.http import AUTHORITY, TEMPLATE
 from apps.workflows.engine.policies import duration_ms
-from apps.workflows.nodes.base import (
-    Category,
-    ConfigField,
-    NodeContext,
-    NodeError,
-    NodeResult,
-    NodeType,
-    register,
-)
-from apps.workflows.nodes.urlpolicy import (
-    SETTING,
-    AllowList,
+from apps.workflows.engine.urlpolicy import (
     Checked,
     IPAddress,
     Resolver,
@@ -49,23 +38,19 @@ from apps.workflows.nodes.urlpolicy import (
     UrlRefused,
     UrlUnresolved,
     check,
-    check_syntax_and_host,
-    system_resolver,
 )
+from apps.workflows.nodes.base import NodeContext, NodeError, NodeImplementation, NodeResult, implements
+from apps.workflows.nodes.sandbox import allow_list
 
 if TYPE_CHECKING:
     from requests.adapters import _HostParams, _PoolKwargs
 
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_REDIRECTS = 5
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024  # a response is a record, stored with the node's output
 # Response headers worth passing downstream; the rest (cookies among them) are dropped.
 KEPT_HEADERS = ("content-type", "content-length", "etag", "last-modified", "location", "retry-after")
-_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
-_STATUS_PATTERN = re.compile(r"[1-5](?:xx|\d\d)")
 _RETRYABLE_STATUSES = frozenset({408, 429})
-_AUTHORITY = re.compile(r"[^:/?#]*://([^/?#]*)")
 # Request headers that carry credentials: not sent on to another origin after a redirect (as browsers do).
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _BODY_HEADERS = frozenset({"content-type", "content-length"})
@@ -73,34 +58,12 @@ _BODY_HEADERS = frozenset({"content-type", "content-length"})
 # --------------------------------------------------------------------------------------------- hosts
 
 
-def allow_list() -> AllowList:
-    """``WORKFLOW_HTTP_ALLOWED_HOSTS``, parsed. A bad entry is a configuration error (checked at start)."""
-    return _parse_allow_list(tuple(getattr(settings, SETTING, [])))
-
-
-@functools.lru_cache(maxsize=8)
-def _parse_allow_list(entries: tuple[str, ...]) -> AllowList:
-    try:
-        return AllowList.parse(entries)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{SETTING}: {exc}") from exc
+def system_resolver(host: str, port: int) -> list[str]:
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
 
 
 # How names resolve: the system's resolver; tests point it at names of their own.
 resolver: Resolver = system_resolver
-
-
-def url_problems(url: str) -> list[str]:
-    """What makes ``url`` unusable (empty when fine), without DNS: its reading, a templated host, a host
-    outside the allow-list, a non-public IP literal. Names are resolved and checked when a request is made."""
-    authority = _AUTHORITY.match(url)
-    if authority and ("{{" in authority.group(1) or "}}" in authority.group(1)):
-        return ["Templates may fill the path and the query, not the host."]
-    try:
-        check_syntax_and_host(_TEMPLATE.sub("x", url), allow_list())
-    except UrlRefused as exc:
-        return [str(exc)]
-    return []
 
 
 def _checked(url: str, label: str, *, redirect: bool, resolve: Resolver) -> Checked:
@@ -115,7 +78,7 @@ def _checked(url: str, label: str, *, redirect: bool, resolve: Resolver) -> Chec
 
 def _refused(url: str, redirect: bool) -> str:
     if redirect:
-        authority = _AUTHORITY.match(url)
+        authority = AUTHORITY.match(url)
         shown = authority.group(1) if authority and authority.group(1) else url[:200]
         return f"refused a redirect to {shown}"
     return f"refused {url.partition('?')[0][:200]}"  # without the query, which may carry an API key
@@ -186,7 +149,7 @@ def render_text(template: str, context: Any, *, url: bool = False) -> str:
     """``template`` with each ``{{field}}`` replaced: strings as they are, other values as JSON; in a URL,
     percent-encoded."""
     fill = (lambda value: quote(_text(value), safe="")) if url else _text
-    return _TEMPLATE.sub(lambda match: fill(_lookup(context, match.group(1))), template)
+    return TEMPLATE.sub(lambda match: fill(_lookup(context, match.group(1))), template)
 
 
 def render_json(template: Any, context: Any) -> Any:
@@ -197,7 +160,7 @@ def render_json(template: Any, context: Any) -> Any:
     if isinstance(template, list):
         return [render_json(value, context) for value in template]
     if isinstance(template, str):
-        whole = _TEMPLATE.fullmatch(template.strip())
+        whole = TEMPLATE.fullmatch(template.strip())
         return _lookup(context, whole.group(1)) if whole else render_text(template, context)
     return template
 
@@ -210,20 +173,6 @@ def _status_matches(status: int, expected: Sequence[Any]) -> bool:
         status == item if isinstance(item, int) else str(status).startswith(item.rstrip("x"))
         for item in expected
     )
-
-
-def _is_status(item: Any) -> bool:
-    if isinstance(item, bool):
-        return False
-    if isinstance(item, int):
-        return 100 <= item <= 599
-    return isinstance(item, str) and _STATUS_PATTERN.fullmatch(item) is not None
-
-
-def _expect_problems(expected: Any) -> list[str]:
-    if isinstance(expected, list) and expected and all(map(_is_status, expected)):
-        return []
-    return ["Must be a non-empty array of statuses (200) or classes (2xx)."]
 
 
 def _read_body(response: requests.Response, method: str) -> Any:
@@ -348,31 +297,8 @@ def _becomes_get(status: int, method: str) -> bool:
     return (status in (302, 303) and method != "HEAD") or (status == 301 and method == "POST")
 
 
-class _HttpRequest(NodeType):
-    icon = "globe"
-    base_fields: ClassVar[tuple[ConfigField, ...]] = (
-        ConfigField("url", "string", "URL ({{field}} may fill the path and query)", required=True),
-        ConfigField("method", "string", "Method", default="GET", choices=METHODS),
-        ConfigField("headers", "object", "Headers ({{field}} templates allowed)"),
-        ConfigField("body", "any", "Body: text with {{field}} templates, or a JSON object or array"),
-        ConfigField("timeout", "any", "Timeout to connect and per read (10s, or seconds)", default="10s"),
-        ConfigField("expectStatus", "array", "Expected statuses (200, 2xx)", default=["2xx"]),
-    )
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        problems: dict[str, list[str]] = {}
-        if found := url_problems(config["url"]):
-            problems["url"] = found
-        if any(not isinstance(v, str) for v in (config.get("headers") or {}).values()):
-            problems["headers"] = ["Header values must be strings."]
-        if not duration_ms(config["timeout"]):
-            problems["timeout"] = [
-                "Must be a positive duration such as 10s or 500ms, or a number of seconds."
-            ]
-        if found := _expect_problems(config["expectStatus"]):
-            problems["expectStatus"] = found
-        return problems
-
+@implements(http.HttpRequest, http.HttpRequestSource)
+class HttpRequest(NodeImplementation):
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         config = self.with_defaults(ctx.config)
         if config.get("perRecord", False) and inputs:
@@ -432,32 +358,3 @@ class _HttpRequest(NodeType):
         if not has_type:
             headers["Content-Type"] = "application/json"
         return headers, json.dumps(render_json(body, context), separators=(",", ":")).encode()
-
-
-@register
-class HttpRequest(_HttpRequest):
-    type_name = "http.request"
-    category: ClassVar[Category] = "transform"
-    display_name = "HTTP request"
-    description = (
-        "Calls an HTTP API on an allowed host, once per input record (perRecord, the default) or once for "
-        "all of them, and emits one record per response: {status, headers, body} (body parsed when JSON). "
-        "{{field}} templates fill the URL's path and query, headers and body from the record; without a "
-        "body, POST/PUT/PATCH/DELETE send the record as JSON, with an Idempotency-Key header."
-    )
-    fields = (
-        *_HttpRequest.base_fields,
-        ConfigField("perRecord", "boolean", "One request per record", default=True),
-    )
-
-
-@register
-class HttpRequestSource(_HttpRequest):
-    type_name = "http.request"
-    category: ClassVar[Category] = "source"
-    display_name = "HTTP request"
-    description = (
-        "Calls an HTTP API on an allowed host once and emits the response as one record: {status, headers, "
-        "body} (body parsed when JSON). Unsafe methods send an Idempotency-Key header."
-    )
-    fields = _HttpRequest.base_fields

@@ -1,4 +1,5 @@
-"""``python.call``: runs a Python callable that an operator registered, never code sent through the API.
+"""``python.call``: runs a Python callable that an operator registered, never code sent through the API
+(description: ``engine/nodetypes/python_call.py``).
 
 ``WORKFLOW_PYTHON_CALLABLES`` lists the dotted paths a definition may name (``myapp.enrich.score``); it is
 checked when the workflow is defined and again when the node runs. The callable receives the input records
@@ -15,28 +16,17 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
-from django.conf import settings
 from django.utils.module_loading import import_string
 
-from apps.workflows.nodes.base import (
-    Category,
-    ConfigField,
-    NodeContext,
-    NodeError,
-    NodeResult,
-    NodeType,
-    register,
-)
-
-
-def _allowed() -> list[str]:
-    return list(getattr(settings, "WORKFLOW_PYTHON_CALLABLES", []))
+from apps.workflows.engine.nodetypes import python_call
+from apps.workflows.nodes.base import NodeContext, NodeError, NodeImplementation, NodeResult, implements
+from apps.workflows.nodes.sandbox import python_callables
 
 
 def _load(path: str) -> Callable[..., Any]:
-    if path not in _allowed():  # the setting may have changed since the workflow was defined
+    if path not in python_callables():  # the setting may have changed since the workflow was defined
         raise NodeError(f"python.call: {path} is not in WORKFLOW_PYTHON_CALLABLES")
     try:
         target = import_string(path)
@@ -80,26 +70,8 @@ def _check_json(path: str, records: list[Any]) -> None:
         raise NodeError(f"python.call {path}: returned a value that is not JSON: {exc}") from exc
 
 
-class _PythonCall(NodeType):
-    icon = "code"
-    fields = (
-        ConfigField(
-            "callable", "string", "Callable (dotted path in WORKFLOW_PYTHON_CALLABLES)", required=True
-        ),
-        ConfigField("perRecord", "boolean", "Call once per record", default=False),
-        ConfigField("kwargs", "object", "Keyword arguments"),
-    )
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        if config["callable"] in _allowed():
-            return {}
-        listed = ", ".join(_allowed()) or "none are registered"
-        return {
-            "callable": [
-                f"{config['callable']!r} is not a registered callable (WORKFLOW_PYTHON_CALLABLES: {listed})."
-            ]
-        }
-
+@implements(python_call.PythonCall, python_call.PythonCallSink)
+class PythonCall(NodeImplementation):
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         config = self.with_defaults(ctx.config)
         path = config["callable"]
@@ -116,26 +88,3 @@ class _PythonCall(NodeType):
         _check_json(path, records)
         ctx.log(f"python.call {path}: {len(inputs)} records in, {len(records)} out")
         return NodeResult(records=records, records_processed=len(inputs))
-
-
-_DESCRIPTION = (
-    "Runs a Python callable registered in WORKFLOW_PYTHON_CALLABLES with the input records (a list, or one "
-    "record per call with perRecord) and kwargs; a returned list gives the records, None none, any other "
-    "value one record."
-)
-
-
-@register
-class PythonCall(_PythonCall):
-    type_name = "python.call"
-    category: ClassVar[Category] = "transform"
-    display_name = "Python callable"
-    description = _DESCRIPTION
-
-
-@register
-class PythonCallSink(_PythonCall):
-    type_name = "python.call"
-    category: ClassVar[Category] = "sink"
-    display_name = "Python callable"
-    description = _DESCRIPTION

@@ -1,9 +1,11 @@
-"""The node catalogue: every built-in family is imported here, so a look-up always sees all of them."""
+"""The implementations of the node catalogue: every family is imported here, and each description of
+``engine/nodetypes/catalogue.py`` must have exactly one implementation (and each implementation a
+description), or importing this module fails, on gateways and workers alike."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from apps.workflows.engine.nodetypes import catalogue
+from apps.workflows.engine.nodetypes.base import Category
 from apps.workflows.nodes import (  # noqa: F401  (registers the families)
     control,
     databases,
@@ -14,41 +16,33 @@ from apps.workflows.nodes import (  # noqa: F401  (registers the families)
     sql,
     transforms,
 )
-from apps.workflows.nodes.base import Category, NodeType, registered
-
-CATEGORIES: tuple[Category, ...] = ("source", "transform", "sink")
+from apps.workflows.nodes.base import NodeImplementation, implemented
 
 
-def candidates(node_type: str) -> list[NodeType]:
-    """Every registered node type named ``node_type`` (``file.text`` is both a source and a sink)."""
-    return [impl for (_, name), impl in registered().items() if name == node_type]
+def mismatches() -> list[str]:
+    """Descriptions without an implementation and implementations without a description (empty: none)."""
+    described, done = set(catalogue.descriptions()), set(implemented())
+    return [f"node type {key} has no implementation" for key in sorted(described - done)] + [
+        f"node type {key} is implemented but not described" for key in sorted(done - described)
+    ]
 
 
-def resolve(node_type: str, declared: str | None, *, has_inputs: bool, has_outputs: bool) -> NodeType | None:
-    """The implementation of a DSL node.
-
-    ``nodeType`` decides; where one name exists in several categories, the node's place in the graph picks
-    (no inputs: a source, no outputs: a sink, else a transform), then its declared ``type``. The original
-    always took ``file.text`` as a source, which made it unusable as a sink.
-    """
-    found = candidates(node_type)
-    if len(found) <= 1:
-        return found[0] if found else None
-    by_place: Category = "source" if not has_inputs else "sink" if not has_outputs else "transform"
-    for wanted in (by_place, declared):
-        match = next((impl for impl in found if impl.category == wanted), None)
-        if match is not None:
-            return match
-    return found[0]
+if problems := mismatches():
+    raise RuntimeError("; ".join(problems))
 
 
-def catalogue() -> dict[str, list[dict[str, Any]]]:
-    """``GET /api/v1/workflows/node-types``: ``{source: [...], transform: [...], sink: [...]}``."""
-    out: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}
-    for (category, _), impl in sorted(registered().items()):
-        out[category].append(impl.describe())
-    return out
+def resolve(
+    node_type: str, declared: str | None, *, has_inputs: bool, has_outputs: bool
+) -> NodeImplementation | None:
+    """The implementation of a DSL node: the one of the description ``catalogue.resolve`` picks."""
+    found = catalogue.resolve(node_type, declared, has_inputs=has_inputs, has_outputs=has_outputs)
+    return None if found is None else implementation(found.category, found.type_name)
 
 
-def type_names() -> list[str]:
-    return sorted({name for (_, name) in registered()})
+def implementation(category: Category, type_name: str) -> NodeImplementation:
+    return implemented()[category, type_name]
+
+
+def candidates(node_type: str) -> list[NodeImplementation]:
+    """Every implementation of a node type named ``node_type``, in the catalogue's order."""
+    return [implementation(found.category, found.type_name) for found in catalogue.candidates(node_type)]

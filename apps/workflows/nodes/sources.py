@@ -1,4 +1,4 @@
-"""Source nodes: they have no inputs and produce the records a workflow starts from."""
+"""Source implementations: files read, records generated (descriptions: ``engine/nodetypes/sources.py``)."""
 
 from __future__ import annotations
 
@@ -11,29 +11,13 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
-from apps.workflows.nodes.base import ConfigField, NodeContext, NodeError, NodeResult, NodeType, register
-from apps.workflows.nodes.files import decode_error, encoding_problems, io_error, path_problems, resolve_path
-
-# Generated sources run inline (inside a transaction), so they are bounded; a million records is already a
-# large payload to store as one node output.
-MAX_GENERATED = 1_000_000
+from apps.workflows.engine.nodetypes import sources
+from apps.workflows.nodes.base import NodeContext, NodeError, NodeImplementation, NodeResult, implements
+from apps.workflows.nodes.files import checked_path, decode_error, io_error
 
 
-@register
-class MemoryCollection(NodeType):
-    type_name = "memory.collection"
-    category = "source"
-    display_name = "Memory collection"
-    description = "Emits each element of a JSON array as one record, or a string as a single record."
-    icon = "database"
-    inline = True
-    fields = (ConfigField("data", "any", "Data (array or string)", required=True),)
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        if isinstance(config["data"], (list, str)):
-            return {}
-        return {"data": ["Must be an array or a string"]}
-
+@implements(sources.MemoryCollection)
+class MemoryCollection(NodeImplementation):
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         data = self.with_defaults(ctx.config)["data"]
         # A copy, so that no downstream consumer can alter the workflow definition's config through a record.
@@ -41,31 +25,8 @@ class MemoryCollection(NodeType):
         return NodeResult(records=records, records_processed=len(records))
 
 
-@register
-class SequenceNumbers(NodeType):
-    type_name = "sequence.numbers"
-    category = "source"
-    display_name = "Number sequence"
-    description = "Emits the integers from start to end inclusive, counting by step."
-    icon = "list-ordered"
-    inline = True
-    fields = (
-        ConfigField("start", "integer", "Start", default=1),
-        ConfigField("end", "integer", "End (inclusive)", default=100),
-        ConfigField("step", "integer", "Step", default=1),
-    )
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        start, end, step = config["start"], config["end"], config["step"]
-        if step == 0:
-            return {"step": ["Must not be 0."]}
-        if (end - start) * step < 0:
-            direction = "positive" if end > start else "negative"
-            return {"step": [f"Must be {direction} to count from {start} to {end}."]}
-        if (end - start) // step + 1 > MAX_GENERATED:
-            return {"end": [f"The sequence would have more than {MAX_GENERATED} numbers."]}
-        return {}
-
+@implements(sources.SequenceNumbers)
+class SequenceNumbers(NodeImplementation):
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         config = self.with_defaults(ctx.config)
         step = config["step"]
@@ -73,37 +34,8 @@ class SequenceNumbers(NodeType):
         return NodeResult(records=records, records_processed=len(records))
 
 
-@register
-class RandomNumbers(NodeType):
-    type_name = "random.numbers"
-    category = "source"
-    display_name = "Random numbers"
-    description = (
-        "Emits count uniformly random integers between min and max inclusive; the same seed, or else a "
-        "re-run of the same attempt, gives the same numbers."
-    )
-    icon = "shuffle"
-    inline = True
-    fields = (
-        ConfigField("count", "integer", "Count", default=100),
-        ConfigField("min", "number_or_string", "Minimum", default=1),
-        ConfigField("max", "number_or_string", "Maximum", default=100),
-        ConfigField("seed", "integer", "Seed (optional)"),
-    )
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        if not 0 <= config["count"] <= MAX_GENERATED:
-            return {"count": [f"Must be between 0 and {MAX_GENERATED}."]}
-        low, high = float(config["min"]), float(config["max"])
-        for key, bound in (("min", low), ("max", high)):
-            if not math.isfinite(bound):
-                return {key: ["Must be a finite number."]}
-        if low > high:
-            return {"min": [f"Must not be greater than max ({config['max']})."]}
-        if math.ceil(low) > math.floor(high):
-            return {"min": ["There is no integer between min and max."]}
-        return {}
-
+@implements(sources.RandomNumbers)
+class RandomNumbers(NodeImplementation):
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         config = self.with_defaults(ctx.config)
         seed = config.get("seed")
@@ -118,38 +50,11 @@ def _stable_seed(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
 
 
-@register
-class CsvFile(NodeType):
-    type_name = "file.csv"
-    category = "source"
-    display_name = "CSV file"
-    description = (
-        "Reads a CSV file (quoted fields may hold delimiters and newlines) into one record per row: an "
-        "object keyed by the header, or an array of fields."
-    )
-    icon = "file-spreadsheet"
-    fields = (
-        ConfigField("path", "string", "File path", required=True),
-        ConfigField("delimiter", "string", "Delimiter", default=","),
-        ConfigField("header", "boolean", "First row is a header", default=True),
-        ConfigField("quotechar", "string", "Quote character", default='"'),
-        ConfigField("inferTypes", "boolean", "Read numbers as numbers", default=True),
-        ConfigField("skipEmptyLines", "boolean", "Skip empty lines", default=True),
-        ConfigField("encoding", "string", "Encoding", default="utf-8"),
-    )
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        problems = {**path_problems(config), **encoding_problems(config)}
-        for key in ("delimiter", "quotechar"):
-            if len(config[key]) != 1 or config[key] in "\r\n":
-                problems[key] = ["Must be exactly one character, not a line break."]
-        if config["delimiter"] == config["quotechar"]:
-            problems["quotechar"] = ["Must differ from the delimiter."]
-        return problems
-
+@implements(sources.CsvFile)
+class CsvFile(NodeImplementation):
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         config = self.with_defaults(ctx.config)
-        path = resolve_path(config["path"])
+        path = checked_path(config["path"])
         try:
             with path.open(encoding=config["encoding"], newline="") as handle:
                 records = _read_csv(handle, config)
@@ -226,25 +131,11 @@ def infer_type(text: str) -> Any:
     return text
 
 
-@register
-class TextFile(NodeType):
-    type_name = "file.text"
-    category = "source"
-    display_name = "Text file"
-    description = "Reads a text file into one string record per line, without the line break."
-    icon = "file-text"
-    fields = (
-        ConfigField("path", "string", "File path", required=True),
-        ConfigField("skipEmptyLines", "boolean", "Skip empty lines", default=False),
-        ConfigField("encoding", "string", "Encoding", default="utf-8"),
-    )
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        return {**path_problems(config), **encoding_problems(config)}
-
+@implements(sources.TextFile)
+class TextFile(NodeImplementation):
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         config = self.with_defaults(ctx.config)
-        path = resolve_path(config["path"])
+        path = checked_path(config["path"])
         try:
             with path.open(encoding=config["encoding"]) as handle:  # universal newlines: \r\n and \r too
                 lines = [line.removesuffix("\n") for line in handle]

@@ -1,17 +1,16 @@
-"""``sql.query``: SQL over upstream records on DuckDB, and what every SQL node shares.
+"""``sql.query``: SQL over upstream records on DuckDB, and what every SQL node shares when it runs.
 
 DuckDB replaces the original's DataFusion service (origin-product.md §9): each run opens a fresh in-memory
 database, loads the upstream records as tables (``input``: all of them, concatenated; and one table per
 upstream node, named by its id) and runs the query. The database cannot read or write files, install or
 load extensions, or change that configuration, because the SQL comes from an API client.
 
-Shared with ``databases.py``:
+The description and the config checks are pure (``engine/nodetypes/sql.py``), and so is the SQL text
+(``engine/sqltext.py``: binding, statement counting); ``duckdb_statement_problem`` is the parser validation is
+given through the sandbox. Shared with ``databases.py``:
 
-- ``bind``: parameters are always passed to the driver, never spliced into the text. The SQL is tokenized so
-  that ``{{name}}``, ``:name`` and ``?`` are rewritten to the driver's placeholders only outside string
-  literals, quoted identifiers and comments; ``::casts`` are left alone.
 - ``QueryError``: failures classified as the original's taxonomy (``errorType``, retryable or not).
-- ``timeout_problems``/``max_rows_problems``, ``json_value`` for result values, ``fetch_limited``.
+- ``json_value`` for result values, ``fetch_limited``.
 """
 
 from __future__ import annotations
@@ -22,23 +21,22 @@ import decimal
 import json
 import logging
 import math
-import re
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram
 
-from apps.workflows.engine.policies import duration_ms, duration_problem
-from apps.workflows.nodes.base import ConfigField, NodeContext, NodeError, NodeResult, NodeType, register
+from apps.workflows.engine.nodetypes import sql
+from apps.workflows.engine.nodetypes.sql import timeout_seconds
+from apps.workflows.engine.sqltext import ParameterError, bind
+from apps.workflows.nodes.base import NodeContext, NodeError, NodeImplementation, NodeResult, implements
+from workflow_engine.tunables import engine_settings
 
 if TYPE_CHECKING:  # imported lazily at run time: a gateway that never runs SQL need not load DuckDB
     import duckdb
-
-Dialect = Literal["duckdb", "postgres", "mysql"]
 
 # --------------------------------------------------------------------------------------------- errors
 
@@ -49,243 +47,6 @@ class QueryError(NodeError):
     def __init__(self, node: str, error_type: str, detail: str, *, retryable: bool) -> None:
         super().__init__(f"{node}: {error_type}: {detail}", retryable=retryable)
         self.node, self.error_type, self.detail = node, error_type, detail
-
-
-class ParameterError(ValueError):
-    """A placeholder without a value, or a count mismatch: the definition must change."""
-
-
-# --------------------------------------------------------------------------------------------- parameters
-
-
-@dataclass(frozen=True)
-class Bound:
-    """SQL text whose placeholders are the driver's own, and the values to pass with it, in order."""
-
-    text: str
-    values: list[Any]
-
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_BRACES = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-_DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
-_NATIVE = re.compile(r"\$\d+")
-
-
-def tokens(sql: str, dialect: Dialect) -> Iterator[tuple[str, str]]:
-    """``(kind, text)`` pieces of ``sql``, which join back to it.
-
-    Kinds: ``sql`` (plain text), ``quoted`` (a string literal, quoted identifier or comment: never
-    rewritten), ``named`` (``{{name}}``), ``colon`` (``:name``), ``positional`` (``?``), ``native``
-    (``$1``, PostgreSQL's and DuckDB's own placeholders).
-    """
-    start = i = 0
-    while i < len(sql):
-        kind, end = _quoted_at(sql, i, dialect) or _placeholder_at(sql, i, dialect) or (None, i)
-        if kind is None:
-            i += 1
-            continue
-        if start < i:
-            yield "sql", sql[start:i]
-        yield kind, sql[i:end]
-        start = i = end
-    if start < len(sql):
-        yield "sql", sql[start:]
-
-
-def _is_word(char: str) -> bool:
-    return char.isalnum() or char in "_$"
-
-
-def _quoted_at(sql: str, i: int, dialect: Dialect) -> tuple[str, int] | None:
-    char, pair = sql[i], sql[i : i + 2]
-    if char == "'":
-        # MySQL escapes with backslashes by default; PostgreSQL and DuckDB only in E'...' strings.
-        return "quoted", _string_end(sql, i, "'", backslash=dialect == "mysql" or _is_escape_string(sql, i))
-    if char == '"' or (char == "`" and dialect == "mysql"):
-        return "quoted", _string_end(sql, i, char, backslash=dialect == "mysql" and char == '"')
-    if (pair == "--" and _dash_comment(sql, i, dialect)) or (char == "#" and dialect == "mysql"):
-        end = sql.find("\n", i)
-        return "quoted", len(sql) if end < 0 else end
-    if pair == "/*":
-        return "quoted", _block_comment_end(sql, i, nested=dialect == "postgres")
-    if char == "$" and dialect != "mysql" and (i == 0 or not _is_word(sql[i - 1])):
-        match = _DOLLAR_QUOTE.match(sql, i)
-        if match:
-            close = sql.find(match.group(), match.end())
-            return "quoted", len(sql) if close < 0 else close + len(match.group())
-    return None
-
-
-def _is_escape_string(sql: str, i: int) -> bool:
-    return i > 0 and sql[i - 1] in "eE" and (i == 1 or not _is_word(sql[i - 2]))
-
-
-def _dash_comment(sql: str, i: int, dialect: Dialect) -> bool:
-    # MySQL only starts a comment at "-- " (so that 1--1 stays arithmetic).
-    return dialect != "mysql" or i + 2 >= len(sql) or sql[i + 2].isspace()
-
-
-def _string_end(sql: str, i: int, quote: str, *, backslash: bool) -> int:
-    """Index just past the literal opened at ``i``; a doubled quote is part of it. Unterminated: the end."""
-    j = i + 1
-    while j < len(sql):
-        escaped = backslash and sql[j] == "\\"
-        if escaped or (sql[j] == quote and sql[j + 1 : j + 2] == quote):
-            j += 2
-        elif sql[j] == quote:
-            return j + 1
-        else:
-            j += 1
-    return len(sql)
-
-
-def _block_comment_end(sql: str, i: int, *, nested: bool) -> int:
-    """PostgreSQL nests ``/* */`` comments; DuckDB and MySQL end them at the first ``*/``."""
-    depth, j = 0, i
-    while j < len(sql):
-        if sql.startswith("/*", j) and (nested or depth == 0):
-            depth, j = depth + 1, j + 2
-        elif sql.startswith("*/", j):
-            depth, j = depth - 1, j + 2
-            if depth == 0:
-                return j
-        else:
-            j += 1
-    return len(sql)
-
-
-def _placeholder_at(sql: str, i: int, dialect: Dialect) -> tuple[str, int] | None:
-    char = sql[i]
-    if char == "{" and (braces := _BRACES.match(sql, i)):
-        return "named", braces.end()
-    # Not after a word or a colon: "::int" is a cast and "x[1:n]" a slice.
-    if char == ":" and (i == 0 or not (_is_word(sql[i - 1]) or sql[i - 1] == ":")):
-        name = _NAME.match(sql, i + 1)
-        return ("colon", name.end()) if name else None
-    if char == "?":
-        return "positional", i + 1
-    if char == "$" and dialect != "mysql" and (native := _NATIVE.match(sql, i)):
-        return "native", native.end()
-    return None
-
-
-def bind(sql: str, parameters: Any, dialect: Dialect) -> Bound:
-    """``sql`` with placeholders rewritten to the driver's (``$n``; ``%s`` for MySQL), and their values.
-
-    ``parameters`` is an object for ``{{name}}`` and ``:name``, or an array for ``?``. ``{{name}}`` must have
-    a value; ``:name`` is a placeholder only when ``parameters`` names it (so ``x[a:b]`` and MySQL's ``:=``
-    stay SQL); ``?`` only when ``parameters`` is an array (so PostgreSQL's jsonb ``?`` stays an operator).
-    Raises ``ParameterError``.
-    """
-    pieces = list(tokens(sql, dialect))
-    named: Mapping[str, Any] = parameters if isinstance(parameters, Mapping) else {}
-    positional = list(parameters) if isinstance(parameters, list) else None
-    if positional is not None:
-        expected = sum(1 for kind, _ in pieces if kind == "positional")
-        if expected != len(positional):
-            raise ParameterError(f"Parameter count mismatch: expected {expected}, got {len(positional)}")
-    values: list[Any] = []
-    out: list[str] = []
-    for kind, text in pieces:
-        value = _value_of(kind, text, named, positional, len(values))
-        if value is not _NOT_A_PLACEHOLDER:
-            values.append(_driver_value(value))
-            out.append(_mark(dialect, len(values)))
-            continue
-        if kind == "native" and parameters:
-            raise ParameterError(f"Use {{{{name}}}}, :name or ? instead of {text} when passing parameters")
-        # PyMySQL formats the whole text with %, literals and comments included.
-        out.append(_separated(out, text.replace("%", "%%") if dialect == "mysql" else text, dialect))
-    return Bound("".join(out), values) if values else Bound(sql, [])
-
-
-_NOT_A_PLACEHOLDER = object()
-
-
-def _value_of(
-    kind: str, text: str, named: Mapping[str, Any], positional: list[Any] | None, taken: int
-) -> Any:
-    if kind == "named":
-        name = text.strip("{} \t\r\n")
-        if name not in named:
-            raise ParameterError(f"Missing parameter: {name}")
-        return named[name]
-    if kind == "colon" and text[1:] in named:
-        return named[text[1:]]
-    if kind == "positional" and positional is not None:
-        # With an array there are no named values, so every value taken so far was a "?".
-        return positional[taken]
-    return _NOT_A_PLACEHOLDER
-
-
-def _mark(dialect: Dialect, number: int) -> str:
-    return "%s" if dialect == "mysql" else f"${number}"
-
-
-def _separated(out: list[str], text: str, dialect: Dialect) -> str:
-    # "{{n}}0" must not become "$10": keep a placeholder apart from a word that follows it.
-    follows_mark = bool(out) and dialect != "mysql" and re.fullmatch(r"\$\d+", out[-1]) is not None
-    return " " + text if follows_mark and text[:1] and _is_word(text[0]) else text
-
-
-def _driver_value(value: Any) -> Any:
-    """Objects travel as JSON text; arrays stay arrays (``= ANY(?)``, ``IN ?`` in MySQL)."""
-    return json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else value
-
-
-def statement_count(sql: str, dialect: Dialect) -> int:
-    """How many statements ``sql`` holds: ``;`` outside literals and comments separates them, and a part with
-    nothing but blanks and comments is not one (so a trailing ``;`` is fine)."""
-    count, filled = 0, False
-    for kind, text in tokens(sql, dialect):
-        if kind != "sql":
-            filled = filled or not text.startswith(("--", "/*", "#"))
-            continue
-        for index, part in enumerate(text.split(";")):
-            if index:  # a ";" ended the statement before this part
-                count, filled = count + filled, False
-            filled = filled or bool(part.strip())
-    return count + filled
-
-
-def parameter_problems(sql: str, parameters: Any, dialect: Dialect) -> dict[str, list[str]]:
-    """``check`` helper: what binding ``parameters`` into ``sql`` would refuse."""
-    if parameters is not None and not isinstance(parameters, (dict, list)):
-        return {"parameters": ["Must be an object (for {{name}} and :name) or an array (for ?)."]}
-    try:
-        bind(sql, parameters, dialect)
-    except ParameterError as exc:
-        return {"parameters": [str(exc)]}
-    return {}
-
-
-# --------------------------------------------------------------------------------------------- config helpers
-
-
-# The longest statement timeout of sql.query, db.* and mysql.* (docs/security.md): a query is not a job queue.
-MAX_QUERY_TIMEOUT_MS = 3_600_000
-
-
-def timeout_seconds(value: Any) -> float:
-    """Seconds from a validated ``timeout`` (``"30s"``, ``"500ms"``, ``5``)."""
-    return (duration_ms(value, MAX_QUERY_TIMEOUT_MS) or 0) / 1000
-
-
-def timeout_problems(config: Mapping[str, Any], key: str = "timeout") -> dict[str, list[str]]:
-    if problem := duration_problem(config[key], maximum_ms=MAX_QUERY_TIMEOUT_MS):
-        return {key: [problem]}
-    return {}
-
-
-def max_rows_problems(config: Mapping[str, Any]) -> dict[str, list[str]]:
-    if config.get("maxRows") is not None and config["maxRows"] < 1:
-        return {"maxRows": ["Must be at least 1."]}
-    return {}
-
-
-def sql_problems(config: Mapping[str, Any]) -> dict[str, list[str]]:
-    return {"sql": ["SQL query cannot be empty"]} if not config["sql"].strip() else {}
 
 
 def fetch_limited(
@@ -451,8 +212,6 @@ _DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {
 def _capped_config() -> dict[str, str | bool | int | float | list[str]]:
     """The sandbox, plus this worker's caps for one query: memory, threads, and no spilling to disk (the
     worker's disk is not the query's). lock_configuration keeps the query from raising them."""
-    from apps.workflows.conf import engine_settings
-
     return {
         **_DUCKDB_CONFIG,
         "memory_limit": f"{engine_settings.sql_memory_limit_mb}MB",
@@ -538,8 +297,6 @@ def _duckdb_error(exc: Exception, deadline: Deadline, timeout: float) -> QueryEr
 
 def _memory_detail(detail: str) -> str:
     # DuckDB's own text goes on to suggest "SET memory_limit", which the locked configuration refuses.
-    from apps.workflows.conf import engine_settings
-
     first = detail.splitlines()[0] if detail else "out of memory"
     return (
         f"the query needs more than the {engine_settings.sql_memory_limit_mb} MiB a sql.query may use "
@@ -666,49 +423,25 @@ def run_duckdb(ctx: NodeContext, config: Mapping[str, Any], inputs: Sequence[Any
         con.close()
 
 
-def _statement_problems(sql: str, parameters: Any) -> dict[str, list[str]]:
-    """Parse (without running) the statement, so a syntax error is a 400 when the workflow is defined."""
+def duckdb_statement_problem(text: str) -> str | None:
+    """DuckDB's parser on a bound statement, without running it (``Sandbox.sql_parser``): its syntax error,
+    or a count other than one statement; None when it is one statement that parses."""
     import duckdb
 
     con = duckdb.connect(":memory:", config=_DUCKDB_CONFIG)
     try:
-        statements = con.extract_statements(bind(sql, parameters, "duckdb").text)
+        statements = con.extract_statements(text)
     except duckdb.Error as exc:
-        return {"sql": [str(exc).strip()]}
+        return str(exc).strip()
     finally:
         con.close()
     if len(statements) != 1:
-        return {"sql": [f"Give exactly one SQL statement, not {len(statements)}."]}
-    return {}
+        return f"Give exactly one SQL statement, not {len(statements)}."
+    return None
 
 
-@register
-class SqlQuery(NodeType):
-    type_name = "sql.query"
-    category = "transform"
-    display_name = "SQL query"
-    description = (
-        "Runs one SQL statement (DuckDB) over the upstream records: table input holds all of them, and each "
-        "upstream node's records are also a table named by its id. Object fields become columns; other "
-        "records a column named value. Parameters are bound, never spliced: {{name}} or :name with an "
-        "object, ? with an array. Each result row becomes an object record."
-    )
-    icon = "database-zap"
-    fields = (
-        ConfigField("sql", "string", "SQL", required=True),
-        ConfigField("parameters", "any", "Parameters (object for {{name}}/:name, array for ?)"),
-        ConfigField("timeout", "any", "Timeout (30s, 500ms, or seconds)", default="30s"),
-        ConfigField("maxRows", "integer", "Most rows the query may return (optional)"),
-    )
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        problems = {**sql_problems(config), **timeout_problems(config), **max_rows_problems(config)}
-        if problems:
-            return problems
-        return parameter_problems(config["sql"], config.get("parameters"), "duckdb") or _statement_problems(
-            config["sql"], config.get("parameters")
-        )
-
+@implements(sql.SqlQuery)
+class SqlQuery(NodeImplementation):
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         config = self.with_defaults(ctx.config)
         _log_start(ctx, config, len(inputs))

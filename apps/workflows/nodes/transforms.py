@@ -1,4 +1,4 @@
-"""Transform nodes: records in, records out, pure and cheap, so all of them may run inline.
+"""Transform implementations: records in, records out (descriptions: ``engine/nodetypes/transforms.py``).
 
 Per-record failures name the record's index (0-based, in the node's input) and are not retryable: the same
 records would fail the same way again.
@@ -10,24 +10,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from apps.workflows.nodes.base import ConfigField, NodeContext, NodeError, NodeResult, NodeType, register
-from apps.workflows.nodes.expressions import (
-    EvaluationError,
-    ExpressionError,
-    describe,
-    evaluate,
-    is_true,
-    parse,
-    to_text,
-)
-
-
-def _expression_problems(key: str, text: str) -> dict[str, list[str]]:
-    try:
-        parse(text)
-    except ExpressionError as exc:
-        return {key: [str(exc)]}
-    return {}
+from apps.workflows.engine.expressions import EvaluationError, describe, evaluate, is_true, parse, to_text
+from apps.workflows.engine.nodetypes import transforms
+from apps.workflows.engine.nodetypes.transforms import PREFIX, STRING_KEYWORDS
+from apps.workflows.nodes.base import NodeContext, NodeError, NodeImplementation, NodeResult, implements
 
 
 def _per_record(node: str, inputs: Sequence[Any], apply: Callable[[Any], Any]) -> list[Any]:
@@ -41,19 +27,8 @@ def _per_record(node: str, inputs: Sequence[Any], apply: Callable[[Any], Any]) -
     return results
 
 
-@register
-class Filter(NodeType):
-    type_name = "filter"
-    category = "transform"
-    display_name = "Filter"
-    description = "Keeps the records for which the condition is true, e.g. age > 30 and city == 'Paris'."
-    icon = "filter"
-    inline = True
-    fields = (ConfigField("condition", "string", "Condition", required=True),)
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        return _expression_problems("condition", config["condition"])
-
+@implements(transforms.Filter)
+class Filter(NodeImplementation):
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         condition = parse(self.with_defaults(ctx.config)["condition"])
         verdicts = _per_record(self.type_name, inputs, lambda record: is_true(evaluate(condition, record)))
@@ -61,70 +36,21 @@ class Filter(NodeType):
         return NodeResult(records=kept, records_processed=len(inputs))
 
 
-# The original product's map keywords. They are matched before parsing, so "trim" is the keyword, not a field.
-_STRING_KEYWORDS: dict[str, Callable[[str], str]] = {
-    "toUpperCase": str.upper,
-    "toLowerCase": str.lower,
-    "trim": str.strip,
-}
-_PREFIX = "prefix:"
-
-
-def _is_keyword(expression: str) -> bool:
-    return expression in _STRING_KEYWORDS or expression.startswith(_PREFIX)
-
-
-@register
-class Map(NodeType):
-    type_name = "map"
-    category = "transform"
-    display_name = "Map"
-    description = (
-        "Replaces each record with the value of an expression, or sets object fields from expressions; "
-        "also accepts the keywords toUpperCase, toLowerCase, trim and prefix:<text>."
-    )
-    icon = "wand"
-    inline = True
-    fields = (
-        ConfigField("expression", "string", "Expression"),
-        ConfigField("fields", "object", "Fields ({name: expression})"),
-        ConfigField("keep", "boolean", "Keep the record's other fields", default=True),
-    )
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        if ("expression" in config) == ("fields" in config):
-            return {"expression": ["Give either expression or fields."]}
-        if "fields" in config:
-            return _fields_problems(config["fields"])
-        if _is_keyword(config["expression"]):
-            return {}
-        return _expression_problems("expression", config["expression"])
-
+@implements(transforms.Map)
+class Map(NodeImplementation):
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         mapper = _mapper(self.with_defaults(ctx.config))
         return NodeResult(records=_per_record(self.type_name, inputs, mapper), records_processed=len(inputs))
-
-
-def _fields_problems(fields: Mapping[str, Any]) -> dict[str, list[str]]:
-    if not fields:
-        return {"fields": ["Give at least one field."]}
-    problems = []
-    for key, text in fields.items():
-        if not isinstance(text, str):
-            problems.append(f"{key}: must be an expression in a string, got {describe(text)}.")
-        elif found := _expression_problems(key, text):
-            problems.append(f"{key}: {found[key][0]}")
-    return {"fields": problems} if problems else {}
 
 
 def _mapper(config: Mapping[str, Any]) -> Callable[[Any], Any]:
     if "fields" in config:
         return _fields_mapper(config["fields"], keep=config["keep"])
     expression: str = config["expression"]
-    if expression in _STRING_KEYWORDS:
-        return _string_keyword(expression, _STRING_KEYWORDS[expression])
-    if expression.startswith(_PREFIX):
-        prefix = expression.removeprefix(_PREFIX)
+    if expression in STRING_KEYWORDS:
+        return _string_keyword(expression, getattr(str, STRING_KEYWORDS[expression]))
+    if expression.startswith(PREFIX):
+        prefix = expression.removeprefix(PREFIX)
         return lambda record: prefix + to_text(record)
     parsed = parse(expression)
     return lambda record: evaluate(parsed, record)
@@ -151,19 +77,8 @@ def _fields_mapper(fields: Mapping[str, str], *, keep: bool) -> Callable[[Any], 
     return apply
 
 
-@register
-class Distinct(NodeType):
-    type_name = "distinct"
-    category = "transform"
-    display_name = "Distinct"
-    description = "Drops records equal to an earlier one, or whose key expression gives an earlier value."
-    icon = "copy-minus"
-    inline = True
-    fields = (ConfigField("key", "string", "Key expression (optional; default: the whole record)"),)
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        return _expression_problems("key", config["key"]) if "key" in config else {}
-
+@implements(transforms.Distinct)
+class Distinct(NodeImplementation):
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         key = self.with_defaults(ctx.config).get("key")
         parsed = parse(key) if key is not None else None
@@ -183,22 +98,8 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-@register
-class Batch(NodeType):
-    type_name = "batch"
-    category = "transform"
-    display_name = "Batch"
-    description = (
-        "Groups consecutive records into arrays of up to batchSize records (the original regrouped and "
-        "flattened again, leaving the records unchanged)."
-    )
-    icon = "layers"
-    inline = True
-    fields = (ConfigField("batchSize", "integer", "Batch size", required=True),)
-
-    def check(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        return {} if config["batchSize"] >= 1 else {"batchSize": ["Must be at least 1."]}
-
+@implements(transforms.Batch)
+class Batch(NodeImplementation):
     def run(self, ctx: NodeContext, inputs: Sequence[Any]) -> NodeResult:
         size = self.with_defaults(ctx.config)["batchSize"]
         batches = [list(inputs[i : i + size]) for i in range(0, len(inputs), size)]

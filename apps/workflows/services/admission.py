@@ -12,9 +12,10 @@ import logging
 from django.db import transaction
 
 from apps.workflows.engine.policies import Concurrency
+from apps.workflows.engine.state import ACTIVE_STATUSES, ExecutionStatus
 from apps.workflows.engine.validation import DefinitionInvalid
 from apps.workflows.errors import InvalidDefinition
-from apps.workflows.models import ACTIVE_STATUSES, Command, Execution, ExecutionStatus, Workflow
+from apps.workflows.models import Command, Execution, Workflow
 from apps.workflows.services import dispatch, runner
 
 logger = logging.getLogger(__name__)

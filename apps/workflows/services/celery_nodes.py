@@ -12,10 +12,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from django.conf import settings
+
 from apps.workflows.models import Execution
-from apps.workflows.services import dispatch, nodes, runner
+from apps.workflows.services import outcomes, runner
 from apps.workflows.services.batch import load_outputs
 from apps.workflows.services.runner import Outcome
+from workflow_engine import messaging
 
 logger = logging.getLogger(__name__)
 
@@ -36,33 +39,21 @@ def arguments(config: Mapping[str, Any], records: list[Any]) -> tuple[list[Any],
 
 
 def send(execution: Execution, node_id: str, attempt: int, inputs: dict[str, int]) -> None:
-    from celery import signature
-
-    from workflow_engine.celery import app
-
     wf, graph = runner.compiled(execution.version_id)
     config = wf.node(node_id).config
     refused = _not_allowed(config["task"])
     if refused:  # the allow-list may have shrunk since the definition was stored
-        nodes.report(execution, Outcome(node_id, attempt, None, 0, 0, error=refused, retryable=False))
+        outcomes.report(execution, Outcome(node_id, attempt, None, 0, 0, error=refused, retryable=False))
         return
     records = runner.gather(graph, node_id, load_outputs(execution.id, inputs))
     args, kwargs = arguments(config, records)
     ids = (execution.id, node_id, attempt)
-    app.send_task(
-        config["task"],
-        args=args,
-        kwargs=kwargs,
-        task_id=task_id(*ids),
-        queue=config.get("queue") or "wf.nodes",
-        link=signature("workflows.celery_task_succeeded", args=ids, queue=dispatch.NODE_QUEUE),
-        link_error=signature("workflows.celery_task_failed", args=ids, queue=dispatch.NODE_QUEUE),
+    messaging.user_task(
+        config["task"], args, kwargs, task_id=task_id(*ids), queue=config.get("queue"), callback_args=ids
     )
 
 
 def _not_allowed(task: str) -> str | None:
-    from django.conf import settings
-
     allowed = settings.WORKFLOW_CELERY_TASKS
     if "*" in allowed or task in allowed:
         return None
@@ -79,23 +70,21 @@ def succeeded(result: Any, execution_id: str, node_id: str, attempt: int) -> Non
     execution = Execution.objects.filter(pk=execution_id).first()
     if execution is not None:
         records = as_records(result)
-        nodes.report(execution, runner.check_limits(node_id, attempt, records, len(records), []))
+        outcomes.report(execution, runner.check_limits(node_id, attempt, records, len(records), []))
 
 
 def failed(error: str, execution_id: str, node_id: str, attempt: int) -> None:
     execution = Execution.objects.filter(pk=execution_id).first()
     if execution is not None:
         # the task's own retries (if it has any) are over; ours follow the node's retry policy
-        nodes.report(execution, Outcome(node_id, attempt, None, 0, 0, error=error, retryable=True))
+        outcomes.report(execution, Outcome(node_id, attempt, None, 0, 0, error=error, retryable=True))
 
 
 def revoke(execution_id: str, attempts: Sequence[tuple[str, int]]) -> None:
     if not attempts:
         return
     try:
-        from workflow_engine.celery import app
-
         # terminate: a hung task must not keep a worker process busy after its attempt was given up
-        app.control.revoke([task_id(execution_id, n, a) for n, a in attempts], terminate=True)
+        messaging.revoke([task_id(execution_id, n, a) for n, a in attempts])
     except Exception:
         logger.warning("could not revoke tasks", exc_info=True, extra={"execution_id": execution_id})

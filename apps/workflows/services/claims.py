@@ -11,8 +11,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from apps.cluster import redis_client
-from apps.workflows.conf import engine_settings
+from workflow_engine import redis_client
+from workflow_engine.tunables import engine_settings
 
 logger = logging.getLogger(__name__)
 

@@ -16,18 +16,18 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.cluster import identity, redis_client
-from apps.cluster.sharding import FENCE_SQL, check_owner
+from apps.cluster import identity
+from apps.cluster.sharding import FENCE_SQL, ShardNotOwned, check_owner
 from apps.workflows import metrics
-from apps.workflows.conf import engine_settings
 from apps.workflows.engine import decide as d
-from apps.workflows.engine import poison, storable
+from apps.workflows.engine import poison
 from apps.workflows.engine.graph import Graph
-from apps.workflows.errors import ShardNotOwned
 from apps.workflows.models import Command, Execution
-from apps.workflows.services import admission, dispatch, journal, runner
+from apps.workflows.services import admission, celery_nodes, dispatch, journal, runner, stops
 from apps.workflows.services.batch import Batch, describe, to_engine
 from apps.workflows.services.persist import persist
+from workflow_engine import redis_client, storable
+from workflow_engine.tunables import engine_settings
 
 logger = logging.getLogger(__name__)
 
@@ -41,21 +41,21 @@ def apply_pending(execution_id: str, *, recover: bool = False, budget: float | N
 
     Raises ``ShardNotOwned`` (and changes nothing) when this worker does not own the shard.
     """
-    node_id = identity.current()
+    member_id = identity.current()
     try:
         with transaction.atomic():
-            _apply_locked(execution_id, node_id, recover, budget)
+            _apply_locked(execution_id, member_id, recover, budget)
     except ShardNotOwned:
         metrics.workflow_fence_failures_total.inc()
         journal.cache.drop(execution_id)
         raise
 
 
-def _apply_locked(execution_id: str, node_id: str | None, recover: bool, budget: float | None) -> None:
+def _apply_locked(execution_id: str, member_id: str | None, recover: bool, budget: float | None) -> None:
     execution = _lock(execution_id, budget)
     if execution is None:
         return
-    epoch, pending = _fence_and_pending(execution.shard_id, execution_id, node_id)
+    epoch, pending = _fence_and_pending(execution.shard_id, execution_id, member_id)
     if not pending and not recover:
         return
     wf, graph = runner.compiled(execution.version_id)
@@ -113,13 +113,14 @@ def _lock(execution_id: str, budget: float | None = None) -> Execution | None:
     )
 
 
-def _fence_and_pending(shard_id: int, execution_id: str, node_id: str | None) -> tuple[int, list[Command]]:
-    """The shard fence (``sharding.fence``) and the unprocessed commands, in one statement."""
+def _fence_and_pending(shard_id: int, execution_id: str, member_id: str | None) -> tuple[int, list[Command]]:
+    """The shard fence (``sharding.FENCE_SQL``, checked by ``sharding.check_owner``) and the unprocessed
+    commands, in one statement."""
     with connection.cursor() as cur:
         cur.execute(_FENCE_AND_PENDING_SQL, [shard_id, execution_id])
         rows = cur.fetchall()
     owner, epoch = (rows[0][0], rows[0][1]) if rows else (None, 0)
-    check_owner(shard_id, owner, node_id)
+    check_owner(shard_id, owner, member_id)
     pending = [
         Command(id=r[2], execution_id=execution_id, type=r[3], payload=_json(r[4]), created_at=r[5])
         for r in rows
@@ -149,15 +150,17 @@ def _orphaned_runs(batch: Batch, graph: Graph) -> list[d.RunNode]:
 
 def _after_commit(batch: Batch, pending: list[Command], was_terminal: bool, queued_waiting: bool) -> None:
     state, execution = batch.state, batch.execution
-    runs, stops = list(batch.remote), list(batch.stops)
+    runs, to_stop = list(batch.remote), list(batch.stops)
 
     def publish() -> None:
         journal.cache.put(state)
         for run in runs:
             inputs = {u: state.node(u).attempt for u in batch.graph.nodes[run.node_id].upstream}
             dispatch.node_attempt(execution.id, run, inputs)
-        if stops:
-            dispatch.stop_attempts(execution.id, stops)
+        if to_stop:
+            # a flag nodes poll, and a revoke for the tasks ``celery.task`` nodes sent
+            stops.request(execution.id, to_stop)
+            celery_nodes.revoke(execution.id, to_stop)
         if queued_waiting:
             admission.release(execution.workflow_id)
         _observe(batch, pending, was_terminal)

@@ -15,11 +15,12 @@ from typing import Any
 
 from django.db import transaction
 
+from apps.workflows.engine.state import TERMINAL_STATUSES, ExecutionStatus
 from apps.workflows.engine.waits import rejection_of
-from apps.workflows.errors import Conflict, NotFound
-from apps.workflows.models import TERMINAL_STATUSES, Command, Execution, ExecutionStatus
+from apps.workflows.models import Command, Execution
 from apps.workflows.services import commands, runner
 from apps.workflows.services.executions import Started, admit
+from workflow_engine.errors import Conflict, NotFound
 
 _REQUIRES = {
     "pause": (ExecutionStatus.RUNNING,),

@@ -14,10 +14,13 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from apps.workflows import metrics
+from apps.workflows import hooks, metrics
+from apps.workflows.engine.state import ACTIVE_STATUSES
 from apps.workflows.engine.validation import DefinitionInvalid, validate
-from apps.workflows.errors import Conflict, InvalidDefinition, NotFound, PreconditionFailed
-from apps.workflows.models import ACTIVE_STATUSES, Execution, Workflow, WorkflowVersion
+from apps.workflows.errors import InvalidDefinition
+from apps.workflows.models import Execution, Workflow, WorkflowVersion
+from apps.workflows.nodes.sandbox import current_sandbox
+from workflow_engine.errors import Conflict, NotFound, PreconditionFailed
 
 
 def content_hash(body: Any) -> str:
@@ -26,7 +29,7 @@ def content_hash(body: Any) -> str:
 
 def _validated(body: Any) -> Any:
     try:
-        return validate(body)
+        return validate(body, current_sandbox())
     except DefinitionInvalid as exc:
         raise InvalidDefinition("The workflow definition is invalid.", details=exc.problems) from None
 
@@ -66,7 +69,7 @@ def create(body: Any, *, by: str = "") -> Workflow:
         with transaction.atomic():
             workflow = Workflow.objects.create(id=wf.id, name=wf.name, created_by=by, updated_by=by)
             _new_version(workflow, body, 1, by)
-            _sync_schedule(workflow, body)
+            hooks.definition_saved(workflow, body)
     except IntegrityError:
         metrics.workflow_created_total.labels("failed").inc()
         raise Conflict(
@@ -121,15 +124,8 @@ def update(
             return workflow, False
         workflow.name = wf.name
         _new_version(workflow, body, (current.number if current else 0) + 1, by)
-        _sync_schedule(workflow, body)
+        hooks.definition_saved(workflow, body)
     return workflow, True
-
-
-def _sync_schedule(workflow: Workflow, body: Any) -> None:
-    """The original's ``metadata.schedule`` becomes (or updates, or removes) the workflow's schedule."""
-    from apps.schedules.services import schedules
-
-    schedules.sync_from_definition(workflow, body)
 
 
 def delete(workflow_id: str, *, if_match: Collection[str] | None = None) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from apps.cluster import redis_client
+from workflow_engine import redis_client
 
 BELL_TTL_MS = 5000
 

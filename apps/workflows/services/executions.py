@@ -20,10 +20,11 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.cluster.sharding import shard_of
-from apps.workflows.errors import Conflict, NotFound
-from apps.workflows.models import Command, Execution, ExecutionStatus
+from apps.workflows.engine.state import ExecutionStatus
+from apps.workflows.models import Command, Execution
 from apps.workflows.services import admission, dispatch
 from apps.workflows.services.persist import to_json
+from workflow_engine.errors import Conflict, NotFound
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from apps.workflows import metrics
-from apps.workflows.conf import engine_settings
 from apps.workflows.engine import state as st
 from apps.workflows.models import Event, Execution, Snapshot
+from workflow_engine.tunables import engine_settings
 
 logger = logging.getLogger(__name__)
 

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connection
 
 from apps.workflows import metrics
 from apps.workflows.engine import decide as d
-from apps.workflows.engine import storable
-
-if TYPE_CHECKING:
-    from apps.workflows.models import Command
-    from apps.workflows.services.batch import Batch
+from apps.workflows.models import Command
+from apps.workflows.services.batch import Batch
+from workflow_engine import storable
 
 PERSIST_SQL = """
 INSERT INTO workflows_event (execution_id, seq, type, payload, epoch, created_at)

@@ -9,25 +9,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, F, Func, JSONField
 
 from apps.workflows.engine import projections
-from apps.workflows.engine.state import EventRecord
-from apps.workflows.errors import NotFound
-from apps.workflows.models import (
-    ACTIVE_STATUSES,
-    TERMINAL_STATUSES,
-    Event,
-    Execution,
-    ExecutionLog,
-    ExecutionStatus,
-    NodeOutput,
-    Workflow,
-    WorkflowVersion,
-)
+from apps.workflows.engine.state import ACTIVE_STATUSES, TERMINAL_STATUSES, EventRecord, ExecutionStatus
+from apps.workflows.models import Event, Execution, ExecutionLog, NodeOutput, Workflow, WorkflowVersion
+from workflow_engine.errors import NotFound
+from workflow_engine.times import iso
 
 PREVIEW_RECORDS = 20
 _NEWEST = ("-created_at", "-id")
@@ -36,13 +27,6 @@ _OLDEST = ("created_at", "id")
 
 def ms(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp() * 1000)
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with milliseconds and a ``Z``, as the original's ``Instant.toString``."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _page(rows: Any, limit: int | None, offset: int) -> Any:

@@ -13,9 +13,11 @@ import logging
 from django.utils import timezone
 
 from apps.cluster import events
-from apps.cluster.metrics import node_name, workflow_failover_total
-from apps.cluster.models import ClusterNode, MoveReason, ShardLease
-from apps.workflows.models import ACTIVE_STATUSES, Execution
+from apps.cluster.metrics import member_name
+from apps.cluster.models import ClusterMember, MoveReason, ShardLease
+from apps.workflows.engine.state import ACTIVE_STATUSES
+from apps.workflows.metrics import workflow_failover_total
+from apps.workflows.models import Execution
 from apps.workflows.services import dispatch
 
 logger = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ def _report_failovers(shard_ids: list[int], found: list[tuple[str, int, str]], n
     )
     if not failed:
         return
-    seen = dict(ClusterNode.objects.filter(pk__in=set(failed.values())).values_list("pk", "last_seen"))
+    seen = dict(ClusterMember.objects.filter(pk__in=set(failed.values())).values_list("pk", "last_seen"))
     now = timezone.now()
     for execution_id, shard_id, workflow_id in found:
         dead = failed.get(shard_id)
@@ -70,4 +72,4 @@ def _report_failovers(shard_ids: list[int], found: list[tuple[str, int, str]], n
             shard_id=shard_id,
             downtime_seconds=round(downtime, 3) if downtime is not None else None,
         )
-        workflow_failover_total.labels(workflow_id, node_name(dead), node_name(new_owner)).inc()
+        workflow_failover_total.labels(workflow_id, member_name(dead), member_name(new_owner)).inc()

@@ -1,6 +1,7 @@
 """Running one node attempt: inputs in, records or a failure out. Shared by inline runs and node tasks.
 
-Nothing here touches the database; callers store the outcome in the transaction that reports it.
+Running writes nothing: callers store the outcome in the transaction that reports it. The one read is
+``compiled``, which loads a version's definition once per process and keeps it (versions never change).
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from functools import lru_cache
 from typing import Any
 
 from apps.workflows import metrics
-from apps.workflows.conf import engine_settings
-from apps.workflows.engine import storable
 from apps.workflows.engine.dsl import WorkflowDef
 from apps.workflows.engine.graph import Graph
 from apps.workflows.engine.validation import compile_definition
 from apps.workflows.models import WorkflowVersion
 from apps.workflows.nodes.base import NodeContext, NodeError
 from apps.workflows.nodes.registry import resolve
+from apps.workflows.nodes.sandbox import current_sandbox
 from apps.workflows.services import stops
+from workflow_engine import storable
+from workflow_engine.tunables import engine_settings
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,8 @@ class Outcome:
 def compiled(version_id: int) -> tuple[WorkflowDef, Graph]:
     """A version's definition and graph; versions are immutable, so the cache never goes stale."""
     body = WorkflowVersion.objects.values_list("definition", flat=True).get(pk=version_id)
-    return compile_definition(body, default_node_timeout_ms=int(engine_settings.default_node_timeout * 1000))
+    timeout_ms = int(engine_settings.default_node_timeout * 1000)
+    return compile_definition(body, current_sandbox(), default_node_timeout_ms=timeout_ms)
 
 
 def run(

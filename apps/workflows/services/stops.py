@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from apps.cluster import redis_client
+from workflow_engine import redis_client
 
 logger = logging.getLogger(__name__)
 TTL_SECONDS = 24 * 3600

@@ -29,12 +29,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.cluster import events
-from apps.cluster.metrics import stuck_executions, sweeper_redrives_total
-from apps.cluster.models import ClusterNode
-from apps.workflows.conf import engine_settings
-from apps.workflows.metrics import workflow_sweeper_stuck_total
-from apps.workflows.models import Command, Execution, ExecutionStatus
-from apps.workflows.services import claims, dispatch
+from apps.cluster.models import ClusterMember
+from apps.workflows.engine.state import ExecutionStatus
+from apps.workflows.metrics import stuck_executions, sweeper_redrives_total, workflow_sweeper_stuck_total
+from apps.workflows.models import Command, Execution
+from apps.workflows.services import admission, claims, dispatch
+from workflow_engine.tunables import engine_settings
 
 logger = logging.getLogger(__name__)
 BATCH = 1000
@@ -91,8 +91,6 @@ def sweep() -> SweepReport:
 
 def _admit_queued() -> None:
     """Queued executions normally start when another ends; this covers a release lost to a crash."""
-    from apps.workflows.services import admission
-
     workflows = Execution.objects.filter(status=ExecutionStatus.QUEUED).values_list("workflow_id", flat=True)
     for workflow_id in set(workflows[:BATCH]):
         admission.release(workflow_id)
@@ -100,7 +98,7 @@ def _admit_queued() -> None:
 
 def _prune_members() -> None:
     """Every process start is a new member row; forget the ones not seen for a day (any role)."""
-    ClusterNode.objects.filter(last_seen__lt=timezone.now() - MEMBER_RETENTION).delete()
+    ClusterMember.objects.filter(last_seen__lt=timezone.now() - MEMBER_RETENTION).delete()
 
 
 def _bounded(execution_ids: list[str], reason: str, stuck: list[str]) -> set[str]:

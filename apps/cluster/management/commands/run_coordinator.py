@@ -17,7 +17,7 @@ from django.db import close_old_connections
 
 from apps.cluster import identity, membership
 from apps.cluster.coordinator import Coordinator
-from apps.workflows.conf import engine_settings
+from workflow_engine.tunables import engine_settings
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +31,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         os.environ.setdefault("WORKFLOW_PROCESS_ROLE", "coordinator")
         _ = engine_settings.number_of_shards  # validate the configuration before anything else
-        node_id = identity.new_node_id("coordinator")
-        identity.adopt(node_id)
+        member_id = identity.new_member_id("coordinator")
+        identity.adopt(member_id)
         self.stopping = False
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        coordinator = Coordinator(node_id)
+        coordinator = Coordinator(member_id)
         tick = options["tick"] or min(0.25, engine_settings.heartbeat_interval)
-        logger.info("coordinator started", extra={"node_id": node_id})
+        logger.info("coordinator started", extra={"node_id": member_id})
         while not self.stopping:
             self._tick(coordinator)
             time.sleep(tick)
@@ -58,7 +58,7 @@ class Command(BaseCommand):
     def _leave(self, coordinator: Coordinator) -> None:
         coordinator.leadership.release()
         try:
-            membership.leave(coordinator.node_id)
+            membership.leave(coordinator.member_id)
         except Exception:
             logger.warning("could not leave cleanly", exc_info=True)
-        logger.info("coordinator stopped", extra={"node_id": coordinator.node_id})
+        logger.info("coordinator stopped", extra={"node_id": coordinator.member_id})

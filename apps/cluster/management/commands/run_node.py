@@ -121,6 +121,7 @@ def stop_all(children: list[Child]) -> None:
 
 def serve_metrics(directory: str, port: int) -> None:
     """Serve the merged metrics of every process of this node (prometheus_client multiprocess mode)."""
+    # imported here, once PROMETHEUS_MULTIPROC_DIR is set: prometheus_client reads it at import
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
 from apps.schedules.services import backfills
-from apps.workflows.errors import EngineError
+from workflow_engine.errors import EngineError
 
 
 def _instant(text: str, name: str) -> datetime:

@@ -18,11 +18,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
-from apps.workflows.conf import engine_settings
-from apps.workflows.errors import EngineError
 from apps.workflows.models import Workflow
 from apps.workflows.services import definitions
 from workflow_engine.env import env_secret
+from workflow_engine.errors import EngineError
+from workflow_engine.tunables import engine_settings
 
 EXAMPLES = Path(settings.BASE_DIR) / "examples"
 

@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
-from apps.workflows.roles import Role
+from workflow_engine.roles import Role
 
 NONE = "none"
 

@@ -7,8 +7,9 @@ A definition is posted over the API, so its URL is hostile until checked. Three 
    backslash, user information (``@``), ``%`` in the host, whitespace or control characters, a trailing dot, a
    non-ASCII host, and every IPv4 form but the plain dotted quad (``2130706433``, ``0177.0.0.1``, ``0x7f.1``,
    ``127.1``). What is left has one meaning, and the request is rebuilt from the parts parsed here.
-2. **The address is what is checked.** The host is resolved here, *every* address it resolves to is checked,
-   and the request connects to one of exactly those addresses (``http.py`` pins it), so DNS cannot answer
+2. **The address is what is checked.** The host is resolved (by the resolver ``check`` is given), *every*
+   address it resolves to is checked, and the request connects to one of exactly those addresses
+   (``apps/workflows/nodes/http.py`` pins it), so DNS cannot answer
    differently between the check and the connection (rebinding). Each redirect hop goes through the same
    check.
 3. **Non-public addresses need an explicit entry.** Loopback, private, link-local (the cloud metadata service
@@ -22,14 +23,14 @@ The allow-list (``WORKFLOW_HTTP_ALLOWED_HOSTS``) holds entries of these forms, e
 ``[fd00::/8]:443``; a bare IPv6 address or range takes no port). A URL's host must match an entry of its kind:
 a name entry never allows an IP literal, and an IP entry never allows a name.
 
-Pure Python (no Django): the resolver is a parameter, so tests inject one.
+Pure (the engine's layer): validation uses the reading and the allow-list; the resolver is a parameter of
+``check``, given by ``apps/workflows/nodes/http.py`` (the system's DNS) or by a test.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -329,10 +330,6 @@ class Checked:
     addresses: tuple[IPAddress, ...]
 
 
-def system_resolver(host: str, port: int) -> list[str]:
-    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
-
-
 def check_syntax_and_host(text: str, allow: AllowList) -> Url:
     """The checks that need no DNS (at validation): the URL's one reading, and its host in the allow-list;
     an IP literal is checked completely here."""
@@ -342,7 +339,7 @@ def check_syntax_and_host(text: str, allow: AllowList) -> Url:
     return url
 
 
-def check(text: str, allow: AllowList, resolver: Resolver = system_resolver) -> Checked:
+def check(text: str, allow: AllowList, resolver: Resolver) -> Checked:
     """``text`` checked completely: its reading, its host, and every address the host resolves to.
 
     Raises ``UrlRefused``, or ``UrlUnresolved`` when the name does not resolve. Every address must pass, not

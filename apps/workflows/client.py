@@ -1,9 +1,9 @@
 """A small public Python API for starting workflows from your own code, without HTTP.
 
-It runs in any process where Django is set up with the engine's settings (a Celery task, a management
+Import it in any process where Django is set up with the engine's settings (a Celery task, a management
 command, a script calling ``django.setup()``), and talks to PostgreSQL directly, as the REST API does::
 
-    from workflow_engine import client
+    from apps.workflows import client
 
     client.create_workflow({"id": "hello", "name": "hello", "nodes": [...], "edges": [...]})
     execution_id = client.start("hello", input={"who": "world"}, idempotency_key="order-42")
@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import time
 from typing import Any
+
+from apps.workflows.models import Execution
+from apps.workflows.services import definitions, executions
+from workflow_engine.errors import NotFound
 
 __all__ = ["TERMINAL", "ExecutionNotFinished", "create_workflow", "start", "status", "wait"]
 
@@ -35,10 +39,8 @@ def create_workflow(body: dict[str, Any]) -> str:
     """Store a new workflow definition (version 1) and return its id.
 
     Raises ``apps.workflows.errors.InvalidDefinition`` (with ``details``) when the body is invalid and
-    ``apps.workflows.errors.Conflict`` when the id exists.
+    ``workflow_engine.errors.Conflict`` when the id exists.
     """
-    from apps.workflows.services import definitions
-
     return str(definitions.create(body).id)
 
 
@@ -52,8 +54,6 @@ def start(
     ``NotFound`` for an unknown workflow and ``Conflict`` when its concurrency policy rejects or skips the
     start (a ``queue`` policy returns the id of the queued execution).
     """
-    from apps.workflows.services import executions
-
     execution, _created = executions.start(
         workflow_id, idempotency_key=idempotency_key, trigger="api", input=input
     )
@@ -63,9 +63,6 @@ def start(
 def status(execution_id: str) -> str:
     """The execution's current status (``pending``, ``queued``, ``running``, ``paused``, ``completed``,
     ``failed``, ``cancelled``); ``NotFound`` if there is no such execution."""
-    from apps.workflows.errors import NotFound
-    from apps.workflows.models import Execution
-
     value = Execution.objects.filter(pk=execution_id).values_list("status", flat=True).first()
     if value is None:
         raise NotFound(f"Execution {execution_id!r} not found.")

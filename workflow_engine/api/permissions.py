@@ -13,7 +13,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-from apps.workflows import roles
+from workflow_engine import roles
 
 SUPERUSER_ONLY: tuple[str, ...] = ()
 

@@ -1,4 +1,4 @@
-"""Running a node attempt as a Celery task and reporting its outcome as an inbox command.
+"""A node attempt's outcome, stored once as an inbox command.
 
 The outcome's command id is ``{execution}:{node}:{attempt}:result``: a duplicate delivery, or a re-run after a
 crash, produces the same command, which the inbox stores once (invariant 2). Outputs and logs are written only
@@ -7,43 +7,18 @@ by the transaction that stored the command, so they are never doubled.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from apps.workflows.models import TERMINAL_STATUSES, Command, Execution, ExecutionLog, NodeOutput
-from apps.workflows.services import claims, dispatch, runner
-from apps.workflows.services.batch import load_outputs
+from apps.workflows.models import Command, Execution, ExecutionLog, NodeOutput
+from apps.workflows.services import dispatch
 from apps.workflows.services.runner import Outcome
-
-logger = logging.getLogger(__name__)
 
 
 def result_id(execution_id: str, node_id: str, attempt: int) -> str:
     return f"{execution_id}:{node_id}:{attempt}:result"
-
-
-def run_node(execution_id: str, node_id: str, attempt: int, inputs: dict[str, int]) -> None:
-    """Run the attempt unless its result is already recorded or the execution has ended."""
-    if Command.objects.filter(pk=result_id(execution_id, node_id, attempt)).exists():
-        return
-    execution = (
-        Execution.objects.filter(pk=execution_id).only("status", "version_id", "shard_id", "input").first()
-    )
-    if execution is None or execution.status in TERMINAL_STATUSES:
-        return
-    wf, graph = runner.compiled(execution.version_id)
-    if graph.nodes[node_id].behavior == "task":
-        from apps.workflows.services import celery_nodes
-
-        celery_nodes.send(execution, node_id, attempt, inputs)
-        return
-    upstream = load_outputs(execution_id, inputs)
-    with claims.claimed(execution_id, node_id, attempt):
-        outcome = runner.run(wf, graph, execution_id, node_id, attempt, upstream, execution.input)
-        report(execution, outcome)
 
 
 def report(execution: Execution, outcome: Outcome) -> None:

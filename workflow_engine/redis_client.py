@@ -1,4 +1,4 @@
-"""One Redis client per process for coordination keys (leases, liveness, nudges)."""
+"""One Redis client per process for coordination keys (leases, liveness, doorbells, nudges)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,3 @@ def key(*parts: str) -> str:
     """A coordination key under the same prefix as Celery's queues (``REDIS_KEY_PREFIX``)."""
     prefix = str(settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "wfe:"))
     return prefix + ":".join(parts)
-
-
-NUDGE_CHANNEL = "reconcile"

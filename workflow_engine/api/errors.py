@@ -20,7 +20,7 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from apps.workflows.errors import EngineError
+from workflow_engine.errors import EngineError
 
 logger = logging.getLogger(__name__)
 
