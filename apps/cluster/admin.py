@@ -38,7 +38,7 @@ class CoordinatorTermAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ClusterMember)
-class ClusterNodeAdmin(ReadOnlyAdmin):
+class ClusterMemberAdmin(ReadOnlyAdmin):
     list_display = ("member_id", "name", "host", "pid", "roles", "state", "started_at", "last_seen")
     list_filter = ("state",)
     search_fields = ("member_id", "name", "host")

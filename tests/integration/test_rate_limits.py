@@ -1,4 +1,4 @@
-"""Rate limits (apps/workflows/api/throttles.py) against the real Redis: per token, per anonymous IP, and
+"""Rate limits (workflow_engine/api/throttles.py) against the real Redis: per token, per anonymous IP, and
 failed token authentications per IP, answering 429 with Retry-After in the API's error shape."""
 
 from __future__ import annotations
