@@ -3,6 +3,7 @@ rerun, signals and approvals, workflow timeouts and concurrency policies."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from pathlib import Path
@@ -204,6 +205,10 @@ def test_signals_feed_a_waiting_node_and_only_an_allowed_user_approves(
     gate = next(n for n in done["nodes"] if n["nodeId"] == "gate")
     assert gate["approvedBy"] == "approver"
     assert done["outputs"]["order"]["preview"] == [{"item": "book", "qty": 2}]
+    # outputs the engine completes itself (a signal's payload, an approval passing it on) count their bytes
+    size = len(json.dumps([{"item": "book", "qty": 2}], separators=(",", ":")).encode())
+    assert done["outputs"]["order"]["sizeBytes"] == size
+    assert done["outputs"]["gate"]["sizeBytes"] == size
 
 
 def test_a_rejection_fails_the_execution_naming_who_rejected(

@@ -30,6 +30,7 @@ from apps.workflows.engine.graph import Graph
 from apps.workflows.engine.state import EventRecord, ExecutionState
 from apps.workflows.models import Command, Execution, NodeOutput
 from apps.workflows.services import dispatch, runner
+from workflow_engine import storable
 
 # A batch stops running inline nodes once it has run this many, or run them for this long (whichever comes
 # first, and after one at least, so that every transaction moves its execution forward).
@@ -161,7 +162,12 @@ class Batch:
         self._store_output(run.node_id, run.attempt, outcome.records, outcome.size_bytes)
         return d.NodeSucceeded(run.node_id, run.attempt, outcome.records_processed, outcome.duration_ms)
 
-    def _store_output(self, node_id: str, attempt: int, records: list[Any], size: int = 0) -> None:
+    def _store_output(self, node_id: str, attempt: int, records: list[Any], size: int | None = None) -> None:
+        """Keep a node's output for its downstream nodes and the journal; ``size`` (its JSON bytes) is known
+        for a node the runner ran, and measured here for one the engine completed itself (a signal's payload,
+        a wait passing its inputs on), which were storable where they came in."""
+        if size is None:
+            size = len(storable.encode(records, f"node {node_id!r} output"))
         self.outputs[node_id] = records
         self.output_rows.append(
             {
