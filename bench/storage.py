@@ -20,6 +20,11 @@ It starts its own PostgreSQL and Redis (devservices) and, in this process:
    ``--samples`` times each with random ids (p50, p95, p99), plus a few routes through Django's test client,
    captures the SQL each emits and its ``EXPLAIN (ANALYZE, BUFFERS)``, and reports which indexes it used.
 
+5. times the global execution list (``GET /api/v1/executions``, ``services/listing.py``) under 17 filter
+   combinations (none, status, workflow, trigger, started and ended hours, id prefix, a deep cursor, 1,000
+   rows, count=true ...; the copies' triggers are spread over api, schedule, rerun and backfill), with the
+   p95 over all of them and the indexes each statement used.
+
 It also reports the bytes per event on disk (table, TOAST and indexes). Results: a table on stdout and
 ``bench/results/storage.json`` (with every plan).
 """
@@ -244,16 +249,22 @@ def _copy_plan(cursor: Any, rows: list[tuple[str, str, str, datetime]]) -> None:
     )
 
 
+# How the copies were started, by the first byte of the md5 of their id: a schedule's fire 25%, a rerun 3%,
+# a backfill 1%, the API the rest (the templates were all started through the API)
+_TRIGGER = """CASE WHEN get_byte(decode(md5(p.id), 'hex'), 0) < 64 THEN 'schedule'
+            WHEN get_byte(decode(md5(p.id), 'hex'), 0) < 72 THEN 'rerun'
+            WHEN get_byte(decode(md5(p.id), 'hex'), 0) < 75 THEN 'backfill' ELSE t.trigger END"""
+
 # Shifted copies of each template's rows, in the order a live system would have appended them.
 _COPIES = {
     "workflows_execution": """
         INSERT INTO workflows_execution (id, workflow_id, version_id, shard_id, status, last_seq, trigger,
             start_key, input, error, running_nodes, created_at, started_at, ended_at, progressed_at)
-        SELECT p.id, t.workflow_id, t.version_id, p.shard_id, t.status, t.last_seq, t.trigger, '', t.input,
+        SELECT p.id, t.workflow_id, t.version_id, p.shard_id, t.status, t.last_seq, {trigger}, '', t.input,
             t.error, t.running_nodes, t.created_at + p.shift, t.started_at + p.shift, t.ended_at + p.shift,
             t.progressed_at + p.shift
         FROM bench_plan p JOIN workflows_execution t ON t.id = p.template_id
-        ORDER BY p.created_at""",
+        ORDER BY p.created_at""".replace("{trigger}", _TRIGGER),
     "workflows_command": """
         INSERT INTO workflows_command (id, execution_id, type, payload, created_at, processed_at,
             processed_seq)
@@ -439,6 +450,96 @@ def queries_to_time(ids: Ids) -> dict[str, tuple[str, Callable[[], Any]]]:
     }
 
 
+class Spans:
+    """What the global list's filters pick from: executions with their keys, and the time spans."""
+
+    def __init__(self, seed: int) -> None:
+        from apps.workflows.models import Execution
+
+        self.rng = random.Random(seed)
+        self.rows = list(Execution.objects.values_list("id", "workflow_id", "created_at"))
+        self.workflows = sorted({w for _, w, _ in self.rows})
+        ended = Execution.objects.filter(ended_at__isnull=False).order_by("ended_at")
+        self.ended = (ended.first().ended_at, ended.last().ended_at)  # type: ignore[union-attr]
+        created = sorted(c for _, _, c in self.rows)
+        self.created = (created[0], created[-1])
+
+    def window(self, span: tuple[datetime, datetime], width: timedelta) -> tuple[datetime, datetime]:
+        start = span[0] + (span[1] - span[0] - width) * self.rng.random()
+        return start, start + width
+
+    def deep(self) -> Any:
+        """A cursor at a random row: a page anywhere in the list, as deep as paging there would reach."""
+        from apps.workflows.services import listing
+
+        execution_id, _, created_at = self.rng.choice(self.rows)
+        return listing.Position(created_at, execution_id)
+
+    def prefix(self) -> str:
+        return "exec_" + "".join(self.rng.choice("0123456789abcdef") for _ in range(3))  # about 1/4096
+
+
+def global_list_to_time(spans: Spans) -> dict[str, tuple[str, Callable[[], Any]]]:
+    """name -> (query string, a call of ``listing.list_executions`` with fresh random values each time)."""
+    from apps.workflows.services import listing
+
+    def page(limit: int = 50, cursor: Any = None, count: bool = False, **filters: Any) -> Callable[[], Any]:
+        def call() -> Any:
+            values = {k: v() if callable(v) else v for k, v in filters.items()}
+            at = cursor() if callable(cursor) else cursor
+            return listing.list_executions(listing.Filters(**values), limit=limit, cursor=at, count=count)
+
+        return call
+
+    def hour(span: tuple[datetime, datetime]) -> Callable[[], tuple[datetime, datetime]]:
+        return lambda: spans.window(span, timedelta(hours=1))
+
+    started, ended = hour(spans.created), hour(spans.ended)
+    one = lambda: (spans.rng.choice(spans.workflows),)  # noqa: E731
+    three = lambda: tuple(spans.rng.sample(spans.workflows, 3))  # noqa: E731
+
+    def in_window(
+        which: str, span: Callable[[], tuple[datetime, datetime]], **more: Any
+    ) -> Callable[[], Any]:
+        def call() -> Any:
+            after, before = span()
+            range_ = {f"{which}_after": after, f"{which}_before": before}
+            return page(**range_, **more)()
+
+        return call
+
+    return {
+        "none": ("", page()),
+        "status=failed": ("status=failed", page(statuses=("failed",))),
+        "status=failed,cancelled": ("status=failed,cancelled", page(statuses=("failed", "cancelled"))),
+        "status=running": ("status=running", page(statuses=("running",))),
+        "workflowId (1)": ("workflowId={wf}", page(workflow_ids=one)),
+        "workflowId (3)": ("workflowId={a},{b},{c}", page(workflow_ids=three)),
+        "trigger=rerun": ("trigger=rerun", page(triggers=("rerun",))),
+        "trigger=schedule,backfill": ("trigger=schedule,backfill", page(triggers=("schedule", "backfill"))),
+        "started in 1 h": ("startedAfter={t}&startedBefore={t+1h}", in_window("started", started)),
+        "ended in 1 h": ("endedAfter={t}&endedBefore={t+1h}", in_window("ended", ended)),
+        "idPrefix": ("idPrefix=exec_{3 hex}", page(id_prefix=spans.prefix)),
+        "deep cursor": ("cursor={a random row}", page(cursor=spans.deep)),
+        "deep cursor, status=failed": (
+            "status=failed&cursor=...",
+            page(cursor=spans.deep, statuses=("failed",)),
+        ),
+        "failed, 1 workflow, started in 1 day": (
+            "status=failed&workflowId={wf}&startedAfter=..&startedBefore=..",
+            in_window(
+                "started",
+                lambda: spans.window(spans.created, timedelta(days=1)),
+                statuses=("failed",),
+                workflow_ids=one,
+            ),
+        ),
+        "limit=1000": ("limit=1000", page(limit=1000)),
+        "count=true": ("count=true", page(count=True)),
+        "count=true, status=failed": ("status=failed&count=true", page(count=True, statuses=("failed",))),
+    }
+
+
 def timed(call: Callable[[], Any], samples: int, warmup: int) -> dict[str, float]:
     for _ in range(warmup):
         call()
@@ -509,6 +610,42 @@ def describe_scans(statements: list[dict[str, Any]]) -> tuple[str, bool]:
     return "; ".join(seen), seq_on_big
 
 
+def measure_global_list(spans: Spans, samples: int) -> dict[str, Any]:
+    """Each filter combination of ``GET /api/v1/executions``: its latency, its statements and the indexes
+    they use; and the p95 over every call of every combination."""
+    results: dict[str, Any] = {}
+    pooled: list[float] = []
+    for name, (query, call) in global_list_to_time(spans).items():
+        statements = explain(call)
+        scans, seq_on_big = describe_scans(statements)
+        for _ in range(10):
+            call()
+        ms = []
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            call()
+            ms.append((time.perf_counter() - t0) * 1000)
+        pooled += ms
+        results[name] = {
+            "query": query,
+            "p50_ms": percentile(ms, 50),
+            "p95_ms": percentile(ms, 95),
+            "p99_ms": percentile(ms, 99),
+            "max_ms": max(ms),
+            "queries": len(statements),
+            "scans": scans,
+            "seq_scan_on_big_table": seq_on_big,
+            "statements": statements,
+        }
+        print(f"  GET /api/v1/executions?{query}: p95 {results[name]['p95_ms']:.1f} ms", flush=True)
+    return {
+        "combinations": results,
+        "all_p50_ms": percentile(pooled, 50),
+        "all_p95_ms": percentile(pooled, 95),
+        "worst_p95_ms": max(r["p95_ms"] for r in results.values()),
+    }
+
+
 def client_timings(ids: Ids, samples: int) -> dict[str, dict[str, float]]:
     """A few routes through Django's test client (routing, authentication, DRF, JSON rendering)."""
     from django.contrib.auth import get_user_model
@@ -538,6 +675,8 @@ def client_timings(ids: Ids, samples: int) -> dict[str, dict[str, float]]:
         "GET /api/history/{wf}/execution/{id}": history_execution,
         "GET /api/v1/workflows/{wf}/executions": get("/api/v1/workflows/{wf}/executions"),
         "GET /api/v1/workflows/{wf}/status": get("/api/v1/workflows/{wf}/status"),
+        "GET /api/v1/executions": get("/api/v1/executions"),
+        "GET /api/v1/executions?status=failed&count=true": get("/api/v1/executions?status=failed&count=true"),
     }
     return {route: timed(call, samples, warmup=5) for route, call in routes.items()}
 
@@ -561,6 +700,20 @@ def print_report(summary: dict[str, Any]) -> None:
     for name, q in summary["queries"].items():
         mark = "ok" if q["p95_ms"] < TARGET_MS else "MISS"
         print(f"{name:<26}{q['p50_ms']:>8.2f}{q['p95_ms']:>8.2f}{q['p99_ms']:>8.2f}  {mark:<6}  {q['scans']}")
+    listed = summary.get("global_list")
+    if listed:
+        print(f"\n{'GET /api/v1/executions?':<60}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}  target  scans")
+        for q in listed["combinations"].values():
+            mark = "ok" if q["p95_ms"] < TARGET_MS else "MISS"
+            print(
+                f"{q['query'][:60]:<60}{q['p50_ms']:>8.2f}{q['p95_ms']:>8.2f}{q['p99_ms']:>8.2f}  {mark:<6}  "
+                f"{q['scans']}"
+            )
+        print(
+            f"every combination together: p50 {listed['all_p50_ms']:.2f} ms, "
+            f"p95 {listed['all_p95_ms']:.2f} ms; "
+            f"worst combination's p95 {listed['worst_p95_ms']:.2f} ms (target < {TARGET_MS:.0f} ms)"
+        )
     if summary.get("client"):
         print(f"\n{'through the test client':<42}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}")
         for route, t in summary["client"].items():
@@ -616,6 +769,7 @@ def main() -> None:
                 "event_storage": sizes(n["workflows_event"]),
                 "queries": results,
                 "target_p95_ms": TARGET_MS,
+                "global_list": measure_global_list(Spans(args.seed), args.samples),
                 "client": client_timings(ids, args.client_samples) if args.client_samples else {},
             }
             print_report(summary)

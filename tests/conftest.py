@@ -72,17 +72,19 @@ def file_roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 def make_token(username: str, role: str | None = "admin") -> str:
-    """The API token of ``username``: a superuser for ``admin`` (every existing test acts as one), else a
-    member of the role's group (workflow_engine/roles.py); ``None``: a user without any role."""
+    """A new API token (``apps.accounts``) of ``username``: a superuser for ``admin`` (every existing test
+    acts as one), else a member of the role's group (workflow_engine/roles.py); ``None``: a user without any
+    role. Each call issues another token; earlier ones stay valid."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
-    from rest_framework.authtoken.models import Token
+
+    from apps.accounts import tokens
 
     user, _ = get_user_model().objects.get_or_create(username=username)
     user.is_superuser = role == "admin"
     user.save(update_fields=["is_superuser"])
     user.groups.set([Group.objects.get(name=role)] if role and role != "admin" else [])
-    return Token.objects.get_or_create(user=user)[0].key
+    return tokens.issue(user, f"test-{uuid.uuid4().hex[:12]}")[1]
 
 
 @pytest.fixture(scope="session")

@@ -97,8 +97,12 @@ def _templates() -> list[tuple[re.Pattern[str], str]]:
 
 
 def template_of(path: str) -> str | None:
-    """The schema's path template that ``path`` (without its query string) falls under, if any."""
-    return next((t for regex, t in _templates() if regex.match(path)), None)
+    """The schema's path template that ``path`` (without its query string) falls under, if any; a trailing
+    slash the route does not have is served as if absent (``workflow_engine/api/slashes.py``), so too here."""
+    found = next((t for regex, t in _templates() if regex.match(path)), None)
+    if found is None and len(path) > 1 and path.endswith("/"):
+        return template_of(path.rstrip("/"))
+    return found
 
 
 def find(method: str, path: str) -> Operation | None:

@@ -32,8 +32,8 @@ _READ_SIZE = 65536
 # Bodies up to this size are buffered before a thread sees them: more than Django reads at all
 # (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB, answers 413 above it without reading).
 BUFFER_BODY_BYTES = 4 * 1024 * 1024
-# A head larger than this is refused (431) rather than buffered: gunicorn's own limits are 4094 bytes for the
-# request line and 100 fields of 8190 bytes, far more than any client of this API sends.
+# A head larger than this is refused (431) rather than buffered: the request line has no limit of its own
+# (gunicorn_conf.py), header fields gunicorn's 100 of 8190 bytes: far more than any client of this API sends.
 MAX_HEAD_BYTES = 64 * 1024
 _TOO_LARGE_BODY = (
     b'{"error": "headers_too_large", "message": "The request headers are too large.", "details": {}}\n'

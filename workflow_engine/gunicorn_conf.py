@@ -23,6 +23,10 @@ threads = _settings.GATEWAY_THREADS
 timeout = 60
 graceful_timeout = 20
 accesslog = None
+# The request line may be as long as the whole head the gateway worker buffers (MAX_HEAD_BYTES, 64 KiB; past
+# it a JSON 431): gunicorn's own 4094-byte line limit answered long query strings (a filtered executions list)
+# with an HTML 414 that no client of this API expects.
+limit_request_line = 0
 raw_env = ["WORKFLOW_PROCESS_ROLE=gateway"]
 
 

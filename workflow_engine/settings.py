@@ -41,7 +41,17 @@ DEBUG = env_bool("DEBUG", False)
 if DEBUG and PROFILE == "production":
     raise ImproperlyConfigured("DEBUG=true is refused when WORKFLOW_PROFILE=production")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"] if PROFILE != "production" else [])
+# Origins (scheme://host[:port]) whose unsafe requests a session may make, e.g. the console's address behind
+# a TLS-terminating proxy: https://console.example.com (docs/configuration.md, "Sessions")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Session and CSRF cookies: HttpOnly session, SameSite=Lax; Secure (HTTPS only) in production by default
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PROFILE == "production")
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = False  # the console's script reads it to send X-CSRFToken
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600, low=60, high=90 * 86400)
 
 # --- the node -------------------------------------------------------------------------------------------
 ROLE_NAMES = ("coordinator", "worker", "api-gateway")
@@ -80,10 +90,13 @@ INSTALLED_APPS = [
     "apps.cluster",
     "apps.workflows",
     "apps.schedules",
+    "apps.accounts",  # API tokens and sessions: only these settings name it (by dotted path)
 ]
 
 MIDDLEWARE = [
     "apps.workflows.api.middleware.RequestMetricsMiddleware",
+    # /api/v1/workflows/ is served as /api/v1/workflows (workflow_engine/api/slashes.py)
+    "workflow_engine.api.slashes.TrailingSlashMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # static files (admin, API docs) from the gateway itself, with no web server or CDN needed
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -217,7 +230,9 @@ WORKFLOW_CELERY_TASKS = env_list("WORKFLOW_CELERY_TASKS", [])
 _RATES = ("100000/min",) * 3 if PROFILE == "test" else ("600/min", "60/min", "20/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "workflow_engine.api.throttles.ThrottledTokenAuthentication",
+        # named API tokens, as "Bearer <key>" or "Token <key>" (failures counted per IP), then browser
+        # sessions, whose unsafe requests must carry the CSRF token (docs/security.md)
+        "apps.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
@@ -228,6 +243,8 @@ REST_FRAMEWORK = {
         "user": env_rate("WORKFLOW_RATE_LIMIT_USER", _RATES[0]),
         "anon": env_rate("WORKFLOW_RATE_LIMIT_ANON", _RATES[1]),
         "auth_failures": env_rate("WORKFLOW_RATE_LIMIT_AUTH_FAILURES", _RATES[2]),
+        # password logins, per IP and per username (POST /api/v1/auth/login)
+        "login": env_rate("WORKFLOW_RATE_LIMIT_LOGIN", _RATES[2] if PROFILE == "test" else "10/min"),
     },
     # proxies (nginx) trusted to append the client's address to X-Forwarded-For; 0: REMOTE_ADDR is the client
     "NUM_PROXIES": env_int("NUM_PROXIES", 0, low=0, high=10),

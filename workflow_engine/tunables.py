@@ -209,6 +209,35 @@ class EngineSettings:
         high=65536,
     )
     sql_threads: int = whole(1, "Threads of each `sql.query`'s DuckDB database.", low=1, high=64)
+    # live updates (apps/workflows/api/streams.py): a stream holds one gateway thread for its whole life
+    stream_max_duration: float = duration(
+        "30s",
+        "A live stream (`.../stream`) closes after this long and the client reconnects with `Last-Event-ID`; "
+        "a long poll's `wait` is at most this.",
+        low=1,
+        high=3600,
+    )
+    stream_max_open: int = whole(
+        0,
+        "Streams and waiting long polls at once per gateway process; more get 503 with `Retry-After`. "
+        "0: half of `GATEWAY_THREADS`. Never more than `GATEWAY_THREADS` - 1, so that streams cannot take "
+        "every thread from ordinary requests.",
+        low=0,
+        high=1024,
+    )
+    stream_poll_interval: float = duration(
+        "500ms",
+        "How often a stream or a waiting long poll reads PostgreSQL for news (one indexed query each).",
+        low=0.05,
+        high=10,
+    )
+    stream_heartbeat_interval: float = duration(
+        "5s",
+        "A stream with nothing to send sends a comment this often, so that proxies keep it open and a gone "
+        "client is noticed.",
+        low=0.5,
+        high=300,
+    )
 
 
 # --- the spec, read from the fields -------------------------------------------------------------------------

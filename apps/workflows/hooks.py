@@ -2,8 +2,10 @@
 app never imports them (the schedules app keeps a definition's ``metadata.schedule`` in step).
 
 - ``on_definition_saved``: called inside the transaction that stores a new version of a definition (create
-  or update); raising an ``EngineError`` rolls the version back and answers the error.
-- ``on_created_fields``: fields added to the answer to ``POST /api/v1/workflows`` (``scheduleStatus``).
+  or update); raising an ``EngineError`` rolls the version back and answers the error (through the API, a
+  400 makes the body a draft with the error's details as its problems). Never called for a draft.
+- ``on_created_fields``: fields added to the answer to ``POST /api/v1/workflows`` (``scheduleStatus``);
+  called with ``None`` for a draft, which nothing was kept in step with.
 """
 
 from __future__ import annotations

@@ -14,13 +14,26 @@ from apps.workflows.engine.state import ExecutionStatus
 
 
 class Workflow(models.Model):
-    """The head of a definition; ``current_version`` is what a new execution pins."""
+    """The head of a definition; ``current_version`` is what a new execution pins.
+
+    A save that does not validate is a draft: its body and problems are kept here, not as a version, so that
+    versions (what executions pin) are only ever valid definitions. While ``draft`` is set, it is what GET
+    answers and no execution may start (services/definitions.py, services/executions.py).
+    """
 
     id = models.CharField(primary_key=True, max_length=200)
     name = models.CharField(max_length=500)
+    # the last valid version; NULL until the first valid save (a workflow created as a draft)
     current_version = models.ForeignKey(
         "WorkflowVersion", null=True, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
     )
+    # the latest save when it does not validate (NULL when the latest save is ``current_version``) ...
+    draft = models.JSONField(null=True, blank=True, default=None)
+    # ... and its field-level problems, as a 400's details: {"nodes[1].config.path": ["..."]}
+    draft_problems = models.JSONField(null=True, blank=True, default=None)
+    # counts draft saves, never reset: a draft's ETag, so that a body saved again after other saves has a
+    # new tag (no ABA), as a version's number does for versions
+    draft_revision = models.PositiveIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # usernames, not foreign keys: the record of who did it outlives the account
@@ -105,6 +118,13 @@ class Execution(models.Model):
             ),
             # recovery and the sweeper: non-terminal executions of a shard (services/recovery.py)
             models.Index(fields=["workflow", "status"], name="execution_workflow_status"),  # admission.py
+            # the global execution list (services/listing.py), newest first: one index per filter it offers,
+            # each in the list's order to the last tie-break so that a page is a walk without a sort (its
+            # workflow filter uses execution_workflow_recent, its id prefix the primary key's ``_like`` index)
+            models.Index(fields=["-created_at", "-id"], name="execution_recent"),
+            models.Index(fields=["status", "-created_at", "-id"], name="execution_status_recent"),
+            models.Index(fields=["trigger", "-created_at", "-id"], name="execution_trigger_recent"),
+            models.Index(fields=["ended_at"], name="execution_ended", condition=Q(ended_at__isnull=False)),
             models.Index(
                 fields=["shard_id", "status"],
                 name="execution_shard_active",

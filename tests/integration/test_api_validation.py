@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 
 from apps.cluster import identity
 from apps.cluster.models import ShardLease
+from apps.workflows.engine import dsl_output
 from apps.workflows.models import Execution, Workflow, WorkflowVersion
 from apps.workflows.services import commands, executions
 from tests.harness import ORIGINAL_MINIMAL
@@ -190,8 +191,33 @@ INVALID = {
 }
 
 
-@pytest.mark.parametrize("change, culprit", INVALID.values(), ids=INVALID.keys())
-def test_it_refuses_an_invalid_definition_naming_the_culprit_and_stores_nothing(
+# drafts (docs/api.md, Drafts): a JSON object with a valid id is saved whatever else is wrong with it
+NO_USABLE_ID = {k: v for k, v in INVALID.items() if v[1] in ("non_field_errors", "id")}
+DRAFTS = {k: v for k, v in INVALID.items() if k not in NO_USABLE_ID}
+
+
+@pytest.mark.parametrize("change, culprit", DRAFTS.values(), ids=DRAFTS.keys())
+def test_it_saves_an_invalid_definition_as_a_draft_naming_the_culprit_and_creates_no_version(
+    rest: APIClient, wf_id: str, change: Callable[[dict[str, Any]], Any], culprit: str
+) -> None:
+    body = change(minimal(wf_id))
+
+    response = rest.post("/api/v1/workflows", body, format="json")
+
+    assert response.status_code == 201, response.content
+    saved = response.json()
+    assert (saved["valid"], saved["version"]) == (False, 0)
+    assert culprit in saved["problems"], saved["problems"]
+    assert all(isinstance(p, str) for problems in saved["problems"].values() for p in problems)
+    shown = rest.get(f"/api/v1/workflows/{body['id']}").json()
+    assert (shown["valid"], shown["problems"]) == (False, saved["problems"])
+    assert not WorkflowVersion.objects.filter(workflow_id=body["id"]).exists()
+    error = assert_error(rest.post(f"/api/v1/workflows/{body['id']}/execute"), 400, "invalid_definition")
+    assert error["details"] == saved["problems"]
+
+
+@pytest.mark.parametrize("change, culprit", NO_USABLE_ID.values(), ids=NO_USABLE_ID.keys())
+def test_it_refuses_a_definition_without_a_usable_id_naming_the_culprit_and_stores_nothing(
     rest: APIClient, wf_id: str, change: Callable[[dict[str, Any]], Any], culprit: str
 ) -> None:
     body = change(minimal(wf_id))
@@ -219,9 +245,21 @@ def test_it_creates_the_original_minimal_workflow_and_serves_it_back_as_posted(
         "workflowId": wf_id,
         "version": 1,
         "scheduleStatus": "Immediate task - execute manually",
+        "valid": True,
+        "problems": {},
     }
-    assert rest.get(f"/api/v1/workflows/{wf_id}").json() == body
-    assert body in rest.get("/api/v1/workflows").json()
+    served = rest.get(f"/api/v1/workflows/{wf_id}").json()
+    # as posted, with the original's defaults only where it left a field out (its metadata times are its own)
+    assert body["metadata"]["createdAt"] and body["metadata"]["updatedAt"]
+    assert {k: v for k, v in served.items() if k not in ("valid", "problems")} == dsl_output.with_defaults(
+        body, created_at=None, updated_at=None
+    )
+    assert served["valid"] is True and served["problems"] == {}
+    assert served in rest.get("/api/v1/workflows").json()
+    # written back as it was read, it is the same version: no new one
+    response = rest.put(f"/api/v1/workflows/{wf_id}", served, format="json")
+    assert response.status_code == 200, response.json()
+    assert WorkflowVersion.objects.filter(workflow_id=wf_id).count() == 1
 
 
 def test_it_answers_409_to_a_second_post_with_the_same_id(rest: APIClient, created: dict[str, Any]) -> None:
@@ -311,8 +349,6 @@ def test_it_refuses_to_delete_a_workflow_with_an_active_execution(
         "/api/v1/workflows/{missing}/executions/exec_{missing}/logs",
         "/api/v1/executions/exec_{missing}",
         "/api/v1/executions/exec_{missing}/events",
-        "/api/history/{missing}",
-        "/api/history/{missing}/status",
         "/api/history/{missing}/execution/exec_{missing}",
         "/api/history/{missing}/timeline",
         "/api/v1/workflows/" + "x" * 5000,

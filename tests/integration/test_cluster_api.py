@@ -209,7 +209,13 @@ def test_an_executions_location_names_the_owner_its_shard_lease_holds(
     assert lease.owner and lease.owner.startswith("node:worker:")
     assert api.get(f"/api/v1/cluster/workflow/loc-{uid}/location") == (
         200,
-        {"workflowId": f"loc-{uid}", "shardIds": [], "executions": []},  # it finished: nothing is active
+        {  # it finished: nothing is active
+            "workflowId": f"loc-{uid}",
+            "shardId": None,
+            "nodeAddress": None,
+            "shardIds": [],
+            "executions": [],
+        },
     )
 
 

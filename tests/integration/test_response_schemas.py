@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from tests import openapi_check
@@ -121,7 +122,14 @@ def delayed(workflow_id: str) -> dict[str, Any]:
 
 
 def health_and_cluster(client: RecordingApi, workflow_id: str, execution_id: str) -> None:
-    for path in ("/health", "/health/live", "/health/ready", "/monitoring/cluster/status"):
+    for path in (
+        "/health",
+        "/health/live",
+        "/health/ready",
+        "/monitoring/cluster/status",
+        "/api/",
+        "/api/v1/",
+    ):
         client.ok("GET", path)
     for path in (
         "stats",
@@ -147,10 +155,22 @@ def reads_of(client: RecordingApi, workflow_id: str, execution_id: str) -> None:
     client.ok("GET", f"/api/v1/workflows/{workflow_id}/executions/{execution_id}/logs")
     client.ok("GET", f"/api/v1/executions/{execution_id}")
     client.ok("GET", f"/api/v1/executions/{execution_id}/events?limit=50")
+    listed = client.ok("GET", f"/api/v1/executions?workflowId={workflow_id}&limit=1&count=true")
+    if listed["nextCursor"]:
+        client.ok("GET", f"/api/v1/executions?workflowId={workflow_id}&cursor={listed['nextCursor']}")
     client.ok("GET", f"/api/history/{workflow_id}")
     client.ok("GET", f"/api/history/{workflow_id}/status")
     client.ok("GET", f"/api/history/{workflow_id}/execution/{execution_id}")
     client.ok("GET", f"/api/history/{workflow_id}/timeline?executionId={execution_id}")
+
+
+def live_updates(client: RecordingApi, workflow_id: str, execution_id: str) -> None:
+    """The streams and their long polls: a finished execution's stream ends by itself, a workflow's after
+    ``timeout``; the polls answer without waiting (tests/integration/test_streams.py reads them closely)."""
+    client.ok("GET", f"/api/v1/executions/{execution_id}/stream")
+    client.ok("GET", f"/api/v1/workflows/{workflow_id}/executions/stream?after=0&timeout=1")
+    client.ok("GET", f"/api/v1/executions/{execution_id}/events/poll?after=0&wait=1")
+    client.ok("GET", f"/api/v1/workflows/{workflow_id}/executions/poll?after=0")
 
 
 def completed_and_failed(client: RecordingApi, uid: str, tmp_path: Path) -> str:
@@ -159,8 +179,11 @@ def completed_and_failed(client: RecordingApi, uid: str, tmp_path: Path) -> str:
     done = start(client, done_wf)
     assert client.wait_finished(done)["status"] == "completed"
     reads_of(client, done_wf, done)
+    live_updates(client, done_wf, done)
     rerun = client.ok("POST", f"/api/v1/executions/{done}/rerun")
     client.wait_finished(rerun["executionId"])
+    started_es = client.ok("POST", f"/api/v1/workflows/{done_wf}/execute-es")  # the original's: no body
+    client.wait_finished(started_es["executionId"])
     changed = minimal(done_wf)
     changed["description"] = "changed"
     client.ok("PUT", f"/api/v1/workflows/{done_wf}", changed)
@@ -242,9 +265,20 @@ def schedules(client: RecordingApi, workflow_id: str) -> None:
     client.ok("DELETE", f"/api/v1/schedules/{sid}")
 
 
-def test_every_operation_in_the_schema_answers_a_real_request_within_its_description(
-    client: RecordingApi, uid: str, tmp_path: Path
-) -> None:
+def sign_in_and_out(client: RecordingApi, uid: str) -> None:
+    """The console's sign-in (apps/accounts/api.py): the session route's CSRF token, sent back as a browser
+    does (cookie and header)."""
+    get_user_model().objects.create_user(f"rs-login-{uid}", password=f"pw-{uid}")
+    csrf = client.ok("GET", "/api/v1/auth/session")["csrfToken"]
+    browser = {"Cookie": f"csrftoken={csrf}", "X-CSRFToken": csrf}
+    login = {"username": f"rs-login-{uid}", "password": f"pw-{uid}"}
+    status, answer = client.call("POST", "/api/v1/auth/login", login, browser)
+    assert status == 200 and answer["username"] == f"rs-login-{uid}", answer
+    assert client.call("POST", "/api/v1/auth/logout", None, browser)[0] == 204
+
+
+def walk(client: RecordingApi, uid: str, tmp_path: Path) -> None:
+    """Every operation with a request that succeeds (also walked by test_time_formats.py)."""
     client.ok("GET", "/api/v1/workflows/node-types")
     client.ok("GET", "/api/v1/workflows?limit=20")
     done_wf = completed_and_failed(client, uid, tmp_path)
@@ -253,7 +287,13 @@ def test_every_operation_in_the_schema_answers_a_real_request_within_its_descrip
     schedules(client, done_wf)
     unused = create(client, minimal(f"rs-unused-{uid}"))
     client.ok("DELETE", f"/api/v1/workflows/{unused}")
+    sign_in_and_out(client, uid)
 
+
+def test_every_operation_in_the_schema_answers_a_real_request_within_its_description(
+    client: RecordingApi, uid: str, tmp_path: Path
+) -> None:
+    walk(client, uid, tmp_path)
     missing = sorted(every_operation() - client.covered)
     assert not missing, f"operations no request of this test reached with a 2xx: {missing}"
     assert client.covered == every_operation()
@@ -269,7 +309,8 @@ def test_documented_errors_answer_in_the_error_shape(client: RecordingApi, uid: 
     client.wait_finished(execution)
     cases: list[tuple[str, str, Any, int]] = [
         ("GET", "/api/v1/workflows?limit=-1", None, 400),
-        ("POST", "/api/v1/workflows", {"id": f"rs-bad-{uid}", "nodes": "x"}, 400),
+        ("GET", "/api/v1/executions?status=sideways", None, 400),
+        ("POST", "/api/v1/workflows", {"name": f"rs-bad-{uid}", "nodes": "x"}, 400),  # no id: no draft
         ("POST", f"/api/v1/workflows/{wf}/execute", {"input": [1]}, 400),
         ("GET", "/api/v1/cluster/members?status=sideways", None, 400),
         ("POST", "/api/v1/schedules", {"workflowId": wf, "scheduleType": "weekly"}, 400),

@@ -41,11 +41,17 @@ ROUTES: dict[tuple[str, str], frozenset[str]] = {
     ("workflow", "PUT"): ADMINS,
     ("workflow", "DELETE"): ADMINS,
     ("workflow-execute", "POST"): OPERATORS,
+    ("workflow-execute-es", "POST"): OPERATORS,
     ("workflow-status", "GET"): ALL,
     ("workflow-executions", "GET"): ALL,
     ("execution-logs", "GET"): ALL,
+    ("executions", "GET"): ALL,
     ("execution", "GET"): ALL,
     ("execution-events", "GET"): ALL,
+    ("execution-stream", "GET"): ALL,
+    ("execution-events-poll", "GET"): ALL,
+    ("workflow-executions-stream", "GET"): ALL,
+    ("workflow-executions-poll", "GET"): ALL,
     ("execution-cancel", "POST"): OPERATORS,
     ("execution-pause", "POST"): OPERATORS,
     ("execution-resume", "POST"): OPERATORS,
@@ -84,8 +90,8 @@ ROUTES: dict[tuple[str, str], frozenset[str]] = {
     ("monitoring-cluster-status", "GET"): ALL,
 }
 
-# open on purpose: the schema and its docs (health probes are outside /api/)
-OPEN = {"schema", "docs"}
+# open on purpose: the schema, its docs and the list of resource roots (health probes are outside /api/)
+OPEN = {"schema", "docs", "api-root", "api-v1-root", *("auth-session", "auth-login", "auth-logout")}
 
 
 def _api_routes() -> Iterator[tuple[str, str, type[APIView]]]:
@@ -111,6 +117,16 @@ def test_every_route_of_the_api_has_a_role_decision() -> None:
     found = {(name, method) for _, name, view in _api_routes() for method in _methods(view)}
     assert found - ROUTES.keys() == set(), "routes without a role decision in ROUTES"
     assert ROUTES.keys() - found == set(), "decisions for routes that no longer exist"
+
+
+def test_the_sign_in_routes_are_open_to_a_client_without_credentials_or_role() -> None:
+    """The console signs in through them (apps/accounts/api.py): no token, no role; CSRF is tested in
+    test_auth.py (``APIClient`` does not enforce it)."""
+    anonymous = APIClient()
+    assert anonymous.get("/api/v1/auth/session").status_code == 200
+    assert anonymous.post("/api/v1/auth/login", {}, format="json").status_code == 400  # fields missing
+    assert anonymous.post("/api/v1/auth/logout").status_code == 204
+    assert client(None).get("/api/v1/auth/session").json()["roles"] == []
 
 
 def user_with(role: str | None, name: str | None = None) -> Any:

@@ -167,9 +167,9 @@ def test_a_workflow_with_the_originals_metadata_schedule_gets_a_working_schedule
     )
     bad = minimal(f"sched-meta-bad-{uid}")
     bad["metadata"]["schedule"] = {"enabled": True, "scheduleType": "fixed_rate", "interval": "soon"}
-    status, err = api.post("/api/v1/workflows", bad)
-    assert status == 400 and "metadata.schedule.interval" in err["details"], err
-    assert api.get(f"/api/v1/workflows/{bad['id']}")[0] == 404
+    status, draft = api.post("/api/v1/workflows", bad)  # a draft naming the problem, and no schedule
+    assert status == 201 and "metadata.schedule.interval" in draft["problems"], draft
+    assert draft["valid"] is False and not Schedule.objects.filter(workflow_id=bad["id"]).exists()
 
 
 # --- catch-up after downtime ------------------------------------------------------------------------------

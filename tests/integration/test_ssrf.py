@@ -321,11 +321,13 @@ def _execute(stack: Stack, wf_id: str) -> dict[str, Any]:
     return stack.api.wait_finished(started["executionId"], timeout=90)
 
 
-def test_through_the_api_the_backslash_url_is_a_400_naming_the_field(stack: Stack) -> None:
+def test_through_the_api_the_backslash_url_is_a_draft_naming_the_field_that_cannot_run(stack: Stack) -> None:
     url = BACKSLASH.format(attacker=stack.attacker.port, api=stack.good.port)
     status, body = stack.api.post("/api/v1/workflows", _calling(url))
-    assert status == 400, body
-    assert "backslash" in body["details"]["nodes[0].config.url"][0]
+    assert status == 201 and body["valid"] is False, body
+    assert "backslash" in body["problems"]["nodes[0].config.url"][0]
+    status, refused = stack.api.post(f"/api/v1/workflows/{body['workflowId']}/execute")
+    assert status == 400 and refused["details"] == body["problems"], refused
     assert stack.attacker.seen == []
 
 

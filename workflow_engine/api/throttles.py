@@ -5,8 +5,12 @@
   ``WORKFLOW_RATE_LIMIT_ANON``.
 - ``auth_failures``: failed token authentications per client IP, ``WORKFLOW_RATE_LIMIT_AUTH_FAILURES``. DRF
   checks throttles after authentication, so a wrong token would always get its 401: the token authentication
-  class counts failures itself and, once an IP is over the limit, answers every token it sends with 429
-  (a right guess included, or the limit would not slow guessing down).
+  class (``apps.accounts.authentication``) runs inside :func:`counting_failures`, which counts failures and,
+  once an IP is over the limit, answers every token it sends with 429 (a right guess included, or the limit
+  would not slow guessing down).
+- ``login``: password logins (``POST /api/v1/auth/login``) per client IP and, separately, per username,
+  ``WORKFLOW_RATE_LIMIT_LOGIN``: every attempt counts, so guessing one account's password from many
+  addresses is slowed as much as guessing many accounts' from one (:func:`check_login_attempt`).
 
 Counters are fixed windows (``INCR`` on a key per window, expiring with it): one Redis round trip per request
 whatever the rate, where DRF's own ``SimpleRateThrottle`` rewrites a list of every request's time. The client
@@ -16,19 +20,21 @@ never throttled. When Redis is unreachable the limits fail open: the API keeps a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis.exceptions
 from django.core.cache import caches
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CACHE_ALIAS = "throttle"  # settings.CACHES: Redis at REDIS_URL
 UNTHROTTLED_PREFIXES = ("/health",)  # load balancers and kubelets poll these from a few addresses
@@ -102,7 +108,7 @@ class _WindowThrottle(SimpleRateThrottle):
 
 
 class UserRateThrottle(_WindowThrottle):
-    """Requests per authenticated user: each user holds one API token (``rest_framework.authtoken``)."""
+    """Requests per authenticated user (all of a user's tokens and sessions share one budget)."""
 
     scope = "user"
 
@@ -121,21 +127,36 @@ class AnonRateThrottle(_WindowThrottle):
         return None if user is not None and user.is_authenticated else client_ip(request)
 
 
-class ThrottledTokenAuthentication(TokenAuthentication):
-    """DRF's token authentication, refusing (429) token guesses from an IP over its failure limit."""
+AUTH_FAILURES = "auth_failures"
+LOGIN = "login"
 
-    scope = "auth_failures"
 
-    def authenticate(self, request: Request) -> Any:
-        rate = rate_of(self.scope)
-        if rate is None or _unthrottled(request):
-            return super().authenticate(request)
-        key = f"{self.scope}:{client_ip(request)}"
-        wait = over_limit(key, rate, count=False)
-        if wait is not None:
-            raise Throttled(wait, "Too many failed authentications from this address.")
-        try:
-            return super().authenticate(request)
-        except AuthenticationFailed:
-            over_limit(key, rate)
-            raise
+def counting_failures(request: Request, authenticate: Callable[[], T]) -> T:
+    """Run ``authenticate``, counting each ``AuthenticationFailed`` it raises against the client IP; an IP
+    over its limit gets 429 without ``authenticate`` being tried at all."""
+    rate = rate_of(AUTH_FAILURES)
+    if rate is None or _unthrottled(request):
+        return authenticate()
+    key = f"{AUTH_FAILURES}:{client_ip(request)}"
+    wait = over_limit(key, rate, count=False)
+    if wait is not None:
+        raise Throttled(wait, "Too many failed authentications from this address.")
+    try:
+        return authenticate()
+    except AuthenticationFailed:
+        over_limit(key, rate)
+        raise
+
+
+def check_login_attempt(request: Request, username: str) -> None:
+    """Count one login attempt for the client IP and for ``username``; 429 when either is over the limit.
+    Counted before the password is checked, so the answer says nothing about the password."""
+    rate = rate_of(LOGIN)
+    if rate is None:
+        return
+    # hashed: a username may hold any character, and a cache key should not
+    user = hashlib.sha256(username.casefold().encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    waits = [over_limit(f"{LOGIN}:ip:{client_ip(request)}", rate), over_limit(f"{LOGIN}:user:{user}", rate)]
+    wait = max((w for w in waits if w is not None), default=None)
+    if wait is not None:
+        raise Throttled(wait, "Too many login attempts; try again later.")

@@ -20,6 +20,7 @@ from apps.schedules.errors import InvalidSchedule
 from apps.schedules.models import BackfillRun, BackfillState, FireOutcome, ScheduleFire
 from apps.schedules.services import schedules
 from apps.schedules.services.firing import active_runs, db_now, start
+from apps.workflows.services import admission
 from workflow_engine.errors import NotFound
 
 MAX_INTERVALS = 10_000
@@ -70,6 +71,7 @@ def create(schedule_id: str, start: datetime, end: datetime, max_active: int) ->
             "An immediate schedule has no fire times to backfill.",
             details={"scheduleId": ["An immediate schedule cannot be backfilled."]},
         )
+    admission.require_runnable(schedule.workflow_id)  # a draft: 400 listing its problems
     found = times(schedules.spec_of(schedule), start, end)
     with transaction.atomic():
         run = BackfillRun.objects.create(

@@ -21,6 +21,7 @@ from apps.schedules import engine, metrics
 from apps.schedules.models import FireOutcome, Schedule, ScheduleFire, ScheduleState, ScheduleType
 from apps.schedules.services.schedules import catchup_window, spec_of
 from apps.workflows.engine.state import TERMINAL_STATUSES
+from apps.workflows.errors import InvalidDefinition
 from apps.workflows.services import control
 from apps.workflows.services.executions import admit
 from workflow_engine.errors import Conflict, NotFound
@@ -125,7 +126,9 @@ def start(fire: ScheduleFire, now: datetime) -> int:
         key, trigger = f"schedule:{schedule_id}:{logical}", "schedule"
     try:
         result = admit(fire.schedule.workflow_id, idempotency_key=key, trigger=trigger, input=inputs)
-    except (Conflict, NotFound) as exc:  # the workflow's concurrency policy rejects, or it is gone
+    # the workflow's concurrency policy rejects, it is gone, or its latest save is a draft (not run until
+    # a valid save; the fire is recorded as skipped)
+    except (Conflict, NotFound, InvalidDefinition) as exc:
         logger.warning("scheduled start refused: %s", exc.message, extra={"schedule": schedule_id})
         result = None
     holds = result is not None and result.outcome in _HOLDS_A_RUN

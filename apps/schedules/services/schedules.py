@@ -20,6 +20,7 @@ from apps.schedules import engine
 from apps.schedules.errors import InvalidSchedule
 from apps.schedules.models import FireOutcome, Schedule, ScheduleFire, ScheduleState
 from apps.workflows.models import Workflow
+from apps.workflows.services import admission
 from workflow_engine.errors import Conflict, NotFound
 
 SPEC_FIELDS = ("type", "interval", "cron_expression", "timezone", "start_at", "jitter")
@@ -86,8 +87,7 @@ def create(workflow_id: str, fields: Mapping[str, Any], *, source: str = "api") 
     spec = _validated(data, now, schedule_id)
     data["start_at"] = spec.start_at
     with transaction.atomic():
-        if not Workflow.objects.filter(pk=workflow_id).exists():
-            raise NotFound(f"Workflow {workflow_id!r} not found.", details={"workflowId": ["Not found."]})
+        admission.require_runnable(workflow_id)  # 404, or a draft's 400 listing its problems
         schedule = Schedule(id=schedule_id, workflow_id=workflow_id, source=source, **data)
         if schedule.state == ScheduleState.ACTIVE:
             _set_next(schedule, spec, engine.first_fire(spec))
@@ -302,7 +302,10 @@ def sync_from_definition(workflow: Workflow, body: Any) -> None:
 
 
 def status_text(body: Any) -> str:
-    """The original's ``scheduleStatus`` of a created workflow."""
+    """The original's ``scheduleStatus`` of a created workflow; ``body`` is None for a draft, whose
+    ``metadata.schedule`` creates nothing until a valid save."""
+    if body is None:
+        return "Draft - not scheduled until the workflow is valid"
     config = metadata_schedule(body)
     if config is None:
         return "Immediate task - execute manually"

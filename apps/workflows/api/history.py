@@ -1,7 +1,9 @@
 """The event-history routes (origin-product.md §6.3): projections of the journal, as the original UI reads.
 
-Unlike the original, an unknown workflow or execution is a 404 in the error shape (it answered 200 with an
-error body, or text).
+As in the original, an unknown workflow has an empty history (``executions: []``) and an ``idle`` status: its
+entity was created by the asking. An unknown execution (``execution/{id}``, ``timeline``) is a 404 in the one
+error shape, whose ``error`` field a client of the original's 200 ``{"error": "Execution not found"}`` still
+finds (docs/api.md, "Compatibility with the original").
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def _workflow_id(value: str) -> str:
 class HistoryView(ApiView):
     @extend_schema(
         summary="Execution history of a workflow, oldest first, from the events",
+        description="An unknown workflow answers 200 with `executions: []`, as the original did.",
         parameters=[inp.HistoryQuery],
         responses={200: HistorySerializer, **errors(400, 401, 404)},
     )
@@ -43,6 +46,7 @@ class HistoryView(ApiView):
 class HistoryStatusView(ApiView):
     @extend_schema(
         summary="Workflow state and execution summaries, from the events",
+        description='An unknown workflow answers 200: `state: "idle"`, `allExecutions: []`.',
         parameters=[inp.HistoryQuery],
         responses={200: HistoryStatusSerializer, **errors(400, 401, 404)},
     )
@@ -67,6 +71,8 @@ class HistoryExecutionView(ApiView):
 class TimelineView(ApiView):
     @extend_schema(
         summary="Timeline of an execution (default: the oldest)",
+        description="404 when the workflow has no such execution (the original answered 200 with "
+        '`{"error": "Execution not found"}`; our 404 body has `error` too).',
         parameters=[inp.TimelineQuery],
         responses={200: TimelineSerializer, **errors(400, 401, 404)},
     )

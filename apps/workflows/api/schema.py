@@ -106,18 +106,58 @@ class NodeTypesSerializer(s.Serializer):
     sink = s.ListField(child=s.DictField())
 
 
+# --- drafts: a save that does not validate is kept, with its problems (docs/api.md, Drafts) -----------------
+
+
+def _valid() -> s.BooleanField:
+    return s.BooleanField(
+        help_text="Whether the latest save validates. false: it is a draft, kept as saved; it cannot be "
+        "executed or scheduled (400 invalid_definition listing its problems) until a valid save."
+    )
+
+
+def _problems() -> s.DictField:
+    return s.DictField(
+        child=s.ListField(child=s.CharField()),
+        help_text="The latest save's validation problems by field, as a 400's details: "
+        '{"nodes[1].config.path": ["Required."]}; {} when valid.',
+    )
+
+
+class WorkflowHeadSerializer(OpenSerializer):
+    """A workflow's latest save, as posted, with the DSL's defaults and ``valid``/``problems``. When valid, it
+    is a WorkflowDefinition; a draft holds whatever JSON object the client saved (with a valid ``id``)."""
+
+    id = s.CharField(max_length=200)
+    valid = _valid()
+    problems = _problems()
+
+
+DRAFT_WORKFLOW = OpenApiExample(
+    "A draft (an empty workflow, to be edited)",
+    request_only=True,
+    value={"id": "wf1", "name": "n", "nodes": [], "edges": []},
+)
+
+
 class WorkflowCreatedSerializer(s.Serializer):
     message = s.CharField()
     workflowId = s.CharField()
-    version = s.IntegerField()
+    version = s.IntegerField(help_text="The number of the last valid version: 1, or 0 for a draft.")
     scheduleStatus = s.CharField()
+    valid = _valid()
+    problems = _problems()
 
 
 class WorkflowUpdatedSerializer(s.Serializer):
     message = s.CharField()
     workflowId = s.CharField()
-    version = s.IntegerField()
-    changed = s.BooleanField()
+    version = s.IntegerField(
+        help_text="The number of the last valid version (a draft creates none; 0 when there is none yet)."
+    )
+    changed = s.BooleanField(help_text="false when the latest save already was this body.")
+    valid = _valid()
+    problems = _problems()
 
 
 class WorkflowDeletedSerializer(s.Serializer):
@@ -174,8 +214,11 @@ class WorkflowStatusSerializer(s.Serializer):
 class ExecutionListItemSerializer(s.Serializer):
     executionId = s.CharField()
     status = s.CharField()
-    startTime = s.DateTimeField()
-    endTime = s.DateTimeField(allow_null=True)
+    startTime = s.DateTimeField(
+        help_text="ISO 8601, as the original's executions list (the one route where the original's "
+        "startTime and endTime are not epoch milliseconds; docs/api.md, Time formats)."
+    )
+    endTime = s.DateTimeField(allow_null=True, help_text="ISO 8601, as startTime.")
     logsCount = s.IntegerField()
 
 
@@ -203,13 +246,13 @@ class NodeDetailSerializer(s.Serializer):
     recordsProcessed = s.IntegerField()
     error = s.CharField(required=False)
     willRetry = s.BooleanField(required=False, help_text="On a failed attempt: whether another one follows.")
-    nextAttemptAt = s.IntegerField(required=False, help_text="Epoch milliseconds: when the retry starts.")
+    nextAttemptAt = s.DateTimeField(required=False, help_text="ISO 8601: when the retry starts.")
     retryDelayMs = s.IntegerField(required=False)
     waitingFor = s.ChoiceField(
         choices=["timer", "signal", "approval"], required=False, help_text="While the node waits."
     )
     signal = s.CharField(required=False, help_text="The signal (or approval) name it waits for.")
-    until = s.IntegerField(required=False, help_text="Epoch milliseconds: when a timer wait ends.")
+    until = s.DateTimeField(required=False, help_text="ISO 8601: when a timer wait ends.")
     approvedBy = s.CharField(required=False, help_text="The user who approved an approval node.")
 
 
@@ -351,6 +394,13 @@ class LocatedExecutionSerializer(s.Serializer):
 
 class WorkflowLocationSerializer(s.Serializer):
     workflowId = s.CharField()
+    shardId = s.IntegerField(
+        allow_null=True,
+        help_text="The original's field: the newest active execution's shard (null when none is active).",
+    )
+    nodeAddress = s.CharField(
+        allow_null=True, help_text="The original's field: the worker owning that shard now (or null)."
+    )
     shardIds = s.ListField(child=s.IntegerField(), help_text="The shards of the listed executions.")
     executions = LocatedExecutionSerializer(
         many=True, help_text="Active executions, newest first (100 at most)."

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from apps.workflows.api import control, history, placement, views
+from apps.workflows.api import control, execute_es, executions, history, placement, streams, views
 
 urlpatterns = [
     path("v1/workflows/node-types", views.NodeTypesView.as_view(), name="node-types"),
@@ -16,6 +16,11 @@ urlpatterns = [
     path(
         "v1/workflows/<str:workflow_id>/execute", views.WorkflowExecuteView.as_view(), name="workflow-execute"
     ),
+    path(
+        "v1/workflows/<str:workflow_id>/execute-es",
+        execute_es.WorkflowExecuteEsView.as_view(),
+        name="workflow-execute-es",
+    ),
     path("v1/workflows/<str:workflow_id>/status", views.WorkflowStatusView.as_view(), name="workflow-status"),
     path(
         "v1/workflows/<str:workflow_id>/executions",
@@ -23,15 +28,36 @@ urlpatterns = [
         name="workflow-executions",
     ),
     path(
+        "v1/workflows/<str:workflow_id>/executions/stream",
+        streams.WorkflowExecutionsStreamView.as_view(),
+        name="workflow-executions-stream",
+    ),
+    path(
+        "v1/workflows/<str:workflow_id>/executions/poll",
+        streams.WorkflowExecutionsPollView.as_view(),
+        name="workflow-executions-poll",
+    ),
+    path(
         "v1/workflows/<str:workflow_id>/executions/<str:execution_id>/logs",
         views.ExecutionLogsView.as_view(),
         name="execution-logs",
     ),
+    path("v1/executions", executions.ExecutionsView.as_view(), name="executions"),
     path("v1/executions/<str:execution_id>", views.ExecutionView.as_view(), name="execution"),
     path(
         "v1/executions/<str:execution_id>/events",
         views.ExecutionEventsView.as_view(),
         name="execution-events",
+    ),
+    path(
+        "v1/executions/<str:execution_id>/stream",
+        streams.ExecutionStreamView.as_view(),
+        name="execution-stream",
+    ),
+    path(
+        "v1/executions/<str:execution_id>/events/poll",
+        streams.ExecutionEventsPollView.as_view(),
+        name="execution-events-poll",
     ),
     path("v1/executions/<str:execution_id>/cancel", control.CancelView.as_view(), name="execution-cancel"),
     path("v1/executions/<str:execution_id>/pause", control.PauseView.as_view(), name="execution-pause"),

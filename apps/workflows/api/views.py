@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from apps.workflows import hooks
 from apps.workflows.api import serializers as inp
 from apps.workflows.api.schema import (
+    DRAFT_WORKFLOW,
     MINIMAL_WORKFLOW,
     ExecutionEventsSerializer,
     ExecutionListItemSerializer,
@@ -29,6 +30,7 @@ from apps.workflows.api.schema import (
     WorkflowCreatedSerializer,
     WorkflowDefinitionSerializer,
     WorkflowDeletedSerializer,
+    WorkflowHeadSerializer,
     WorkflowStatusSerializer,
     WorkflowUpdatedSerializer,
 )
@@ -90,6 +92,19 @@ def etag_header(version: Any) -> dict[str, str]:
     return {"ETag": f'"{definitions.etag(version)}"'} if version is not None else {}
 
 
+def saved_fields(workflow: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """What a create or update answers about the latest save (``valid``, ``problems``), and its ETag."""
+    head = definitions.head_of(workflow)
+    return {"valid": head.valid, "problems": head.problems}, {"ETag": f'"{head.etag}"'}
+
+
+_SAVED = (
+    "A body that does not validate is saved as a draft (when it is a JSON object with a valid `id`): the "
+    "answer says `valid: false` and lists its `problems` by field. A draft creates no version and cannot be "
+    "executed or scheduled until a valid save; executions already running keep the version they pinned."
+)
+
+
 @extend_schema(tags=["workflows"])
 class NodeTypesView(ApiView):
     @extend_schema(
@@ -104,31 +119,35 @@ class WorkflowListView(ApiView):
     permissions: ClassVar[dict[str, tuple[str, ...]]] = {"POST": (roles.MANAGE_WORKFLOWS,)}
 
     @extend_schema(
-        summary="List workflow definitions (current versions, by id)",
+        summary="List workflow definitions (their latest saves, drafts too, by id)",
         parameters=[base.PageQuery],
-        responses={200: WorkflowDefinitionSerializer(many=True), **errors(400, 401)},
+        responses={200: WorkflowHeadSerializer(many=True), **errors(400, 401)},
     )
     def get(self, request: Request) -> Response:
         page = base.PageQuery.parse(request.query_params)
         return Response(queries.workflow_list(limit=page["limit"], offset=page["offset"]))
 
     @extend_schema(
-        summary="Create a workflow",
+        summary="Create a workflow (or a draft of one)",
+        description=_SAVED,
         request=WorkflowDefinitionSerializer,
-        examples=[MINIMAL_WORKFLOW],
+        examples=[MINIMAL_WORKFLOW, DRAFT_WORKFLOW],
         responses={201: WorkflowCreatedSerializer, **errors(400, 401, 409, 413, 415)},
     )
     def post(self, request: Request) -> Response:
-        workflow = definitions.create(request.data, by=who(request))
+        workflow = definitions.create(request.data, by=who(request), draft_ok=True)
+        saved, etag = saved_fields(workflow)
         return Response(
             {
                 "message": "Workflow created successfully",
                 "workflowId": workflow.id,
-                "version": 1,
-                **hooks.created_fields(request.data),  # scheduleStatus (the schedules app)
+                "version": workflow.current_version.number if workflow.current_version else 0,
+                # scheduleStatus (the schedules app); a draft schedules nothing (None: no definition synced)
+                **hooks.created_fields(request.data if saved["valid"] else None),
+                **saved,
             },
             status=201,
-            headers=etag_header(workflow.current_version),
+            headers=etag,
         )
 
 
@@ -140,36 +159,44 @@ class WorkflowDetailView(ApiView):
     }
 
     @extend_schema(
-        summary="Get a workflow definition (its current version, as posted)",
-        description="The `ETag` header names the current version; send it back in `If-Match` on PUT or "
-        "DELETE so that a concurrent change is refused (412) instead of overwritten.",
-        responses={200: WorkflowDefinitionSerializer, **errors(401, 404)},
+        summary="Get a workflow definition (its latest save, as posted: a valid version or a draft)",
+        description="The `ETag` header names the latest save; send it back in `If-Match` on PUT or "
+        "DELETE so that a concurrent change is refused (412) instead of overwritten. `valid` and `problems` "
+        "say whether it is a draft and what to fix; they are ignored when the body is PUT back.",
+        responses={200: WorkflowHeadSerializer, **errors(401, 404)},
     )
     def get(self, request: Request, workflow_id: str) -> Response:
-        version = definitions.current(workflow_id_of(workflow_id))
-        return Response(version.definition, headers=etag_header(version))
+        body, tag = queries.workflow_definition(workflow_id_of(workflow_id))  # with the DSL's defaults
+        return Response(body, headers={"ETag": f'"{tag}"'})
 
     @extend_schema(
-        summary="Update a workflow (a new version when the body changed)",
+        summary="Update a workflow (a new version when the body changed and validates, else a draft)",
         description="Executions already started keep the version they pinned. The answer's `ETag` names "
-        "the current version.",
+        f"the latest save. {_SAVED}",
+        examples=[MINIMAL_WORKFLOW, DRAFT_WORKFLOW],
         request=WorkflowDefinitionSerializer,
         parameters=[IF_MATCH],
         responses={200: WorkflowUpdatedSerializer, **errors(400, 401, 404, 412, 413, 415)},
     )
     def put(self, request: Request, workflow_id: str) -> Response:
         workflow, changed = definitions.update(
-            workflow_id_of(workflow_id), request.data, by=who(request), if_match=if_match(request)
+            workflow_id_of(workflow_id),
+            request.data,
+            by=who(request),
+            if_match=if_match(request),
+            draft_ok=True,
         )
         current = workflow.current_version
+        saved, etag = saved_fields(workflow)
         return Response(
             {
                 "message": "Workflow updated successfully",
                 "workflowId": workflow.id,
                 "version": current.number if current else 0,
                 "changed": changed,
+                **saved,
             },
-            headers=etag_header(current),
+            headers=etag,
         )
 
     @extend_schema(
@@ -211,6 +238,8 @@ class WorkflowExecuteView(ApiView):
 
     @extend_schema(
         summary="Start an execution of the workflow's current version",
+        description="A workflow whose latest save is a draft cannot start: 400 `invalid_definition`, with "
+        "the draft's problems as `details`.",
         parameters=[IDEMPOTENCY_KEY],
         request={"application/json": OpenApiTypes.OBJECT},
         responses={200: ExecutionStartedSerializer, **errors(400, 401, 404, 409, 415)},

@@ -1,11 +1,14 @@
 """Read models computed from events only (origin-product.md §3.5), so they can always be rebuilt.
 
-Times are epoch milliseconds, as in the original. Absent values are omitted, as spray-json did with ``None``.
+``startTime`` and ``endTime`` are epoch milliseconds, as in the original; the times it did not have
+(``until``, ``nextAttemptAt``) are ISO 8601 strings, as every other time of the API (docs/api.md "Time
+formats": one format per field name). Absent values are omitted, as spray-json did with ``None``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from apps.workflows.engine.state import EventRecord
@@ -20,6 +23,15 @@ _STATUS_BY_EVENT = {
     "WorkflowCancelled": "cancelled",
 }
 _END = ("WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled")
+
+
+def iso_of_ms(value: int | None) -> str | None:
+    """Epoch milliseconds as the API writes a time (``workflow_engine.times.iso``, which the engine may not
+    import): UTC, milliseconds, ``Z``."""
+    if value is None:
+        return None
+    moment = datetime.fromtimestamp(value / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _compact(d: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +91,12 @@ def node_details(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
 def _node_event(row: dict[str, Any], e: EventRecord) -> None:
     p = e.payload
     if e.type == "NodeWaiting":
-        row.update(status="waiting", waitingFor=p["waitingFor"], signal=p.get("signal"), until=p.get("until"))
+        row.update(
+            status="waiting",
+            waitingFor=p["waitingFor"],
+            signal=p.get("signal"),
+            until=iso_of_ms(p.get("until")),
+        )
     elif e.type == "NodeExecutionCompleted":
         row.update(
             status="completed",
@@ -97,7 +114,7 @@ def _node_event(row: dict[str, Any], e: EventRecord) -> None:
             willRetry=p.get("willRetry"),
         )
     elif e.type == "NodeRetryScheduled":
-        row.update(nextAttemptAt=p["fireAt"], retryDelayMs=p["delayMs"])
+        row.update(nextAttemptAt=iso_of_ms(p["fireAt"]), retryDelayMs=p["delayMs"])
 
 
 def timeline(events: Sequence[EventRecord]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from apps.workflows.engine.validation import DefinitionInvalid
 from apps.workflows.errors import InvalidDefinition
 from apps.workflows.models import Command, Execution, Workflow
 from apps.workflows.services import dispatch, runner
+from workflow_engine.errors import NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +35,42 @@ def concurrency_of(version_id: int) -> Concurrency:
         ) from None
 
 
+def refuse_draft(workflow_id: str, problems: dict[str, list[str]] | None = None) -> InvalidDefinition:
+    """The 400 a start of a workflow whose latest save is a draft gets: its problems, as the save answered
+    them (loaded when not given). Every way to start comes here: execute, a schedule's fire, a backfill, a
+    rerun (services/executions.py)."""
+    if problems is None:
+        found = Workflow.objects.filter(pk=workflow_id).values_list("draft_problems", flat=True).first()
+        problems = found or {}
+    return InvalidDefinition(
+        f"Workflow {workflow_id!r} is a draft: its latest save does not validate. Fix the problems and save "
+        "it to run it.",
+        details=problems,
+    )
+
+
+def require_runnable(workflow_id: str) -> None:
+    """``NotFound`` for an unknown workflow, ``refuse_draft`` for a draft (a schedule or a backfill is not
+    created for one); a workflow saved valid passes."""
+    row = Workflow.objects.filter(pk=workflow_id).values("draft_problems").first()
+    if row is None:
+        raise NotFound(f"Workflow {workflow_id!r} not found.", details={"workflowId": ["Not found."]})
+    if row["draft_problems"] is not None:
+        raise refuse_draft(workflow_id, row["draft_problems"])
+
+
 def active_count(workflow_id: str) -> int:
     return Execution.objects.filter(workflow_id=workflow_id, status__in=ACTIVE_STATUSES).count()
 
 
 def lock(workflow_id: str) -> Workflow | None:
     """Serialize admission decisions for one workflow (call inside a transaction)."""
-    return Workflow.objects.select_for_update().filter(pk=workflow_id).only("current_version_id").first()
+    return (
+        Workflow.objects.select_for_update()
+        .filter(pk=workflow_id)
+        .only("current_version_id", "draft_problems")
+        .first()
+    )
 
 
 def release(workflow_id: str) -> int:

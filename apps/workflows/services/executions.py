@@ -153,6 +153,8 @@ def _admit_locked(request: _Request) -> Started:
     """A workflow with a concurrency limit: decide under its row lock (``admission``)."""
     with transaction.atomic():
         workflow = admission.lock(request.workflow_id)
+        if workflow is not None and workflow.draft_problems is not None:
+            raise admission.refuse_draft(request.workflow_id, workflow.draft_problems)
         if workflow is None or workflow.current_version_id is None:
             raise NotFound(f"Workflow {request.workflow_id!r} not found.")
         current = workflow.current_version_id  # cannot change while the row is locked
@@ -175,9 +177,17 @@ _MAX_REMEMBERED = 4096
 
 
 def _current_version(workflow_id: str) -> int:
+    """The current version's id; ``NotFound``, or the 400 of a draft (whose current version, if any, is the
+    last valid one: a start must not run what the user is still editing)."""
     with connection.cursor() as cur:
-        cur.execute("SELECT current_version_id FROM workflows_workflow WHERE id = %s", [workflow_id])
+        cur.execute(
+            "SELECT current_version_id, draft_problems IS NOT NULL FROM workflows_workflow WHERE id = %s",
+            [workflow_id],
+        )
         row = cur.fetchone()
+    if row is not None and row[1]:
+        _current_versions.pop(workflow_id, None)
+        raise admission.refuse_draft(workflow_id)
     if row is None or row[0] is None:
         _current_versions.pop(workflow_id, None)
         raise NotFound(f"Workflow {workflow_id!r} not found.")
@@ -188,14 +198,15 @@ def _current_version(workflow_id: str) -> int:
 
 
 # The execution row and its start command in one statement, so one round trip and (outside a transaction)
-# one commit. It inserts nothing if ``current`` is no longer the workflow's current version (or the workflow
-# is gone); a duplicate key fails it whole with an IntegrityError.
+# one commit. It inserts nothing if ``current`` is no longer the workflow's current version, or a draft was
+# saved over it, or the workflow is gone; a duplicate key fails it whole with an IntegrityError.
 _INSERT_SQL = """WITH e AS (
     INSERT INTO workflows_execution (id, workflow_id, version_id, shard_id, status, last_seq, trigger,
         start_key, request_hash, started_by, input, error, running_nodes, created_at)
     SELECT %(id)s, w.id, %(version)s, %(shard)s, 'pending', 0, %(trigger)s, %(key)s, %(hash)s, %(by)s,
         %(input)s::jsonb, '', '[]', %(now)s
-    FROM workflows_workflow w WHERE w.id = %(workflow)s AND w.current_version_id = %(current)s
+    FROM workflows_workflow w
+    WHERE w.id = %(workflow)s AND w.current_version_id = %(current)s AND w.draft_problems IS NULL
     RETURNING id, created_at
 )
 INSERT INTO workflows_command (id, execution_id, type, payload, created_at)

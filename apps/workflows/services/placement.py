@@ -47,8 +47,12 @@ def workflow_location(workflow_id: str) -> dict[str, Any]:
                 "status": status,
             }
         )
+    newest = executions[0] if executions else {}
     return {
         "workflowId": workflow_id,
+        # the original's fields (one shard per workflow there): the newest active execution's shard and owner
+        "shardId": newest.get("shardId"),
+        "nodeAddress": newest.get("owner"),
         "shardIds": sorted({e["shardId"] for e in executions}),
         "executions": executions,
     }

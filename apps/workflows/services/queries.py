@@ -2,7 +2,9 @@
 
 History, status-by-events and timeline are computed from the journal by ``engine.projections`` (invariant 7);
 the execution list and the v1 status route read the execution head rows, which the engine keeps in step with
-the events. Times are epoch milliseconds or ISO 8601 strings, as in the original route by route.
+the events. Each time field name has one format on every route (docs/api.md "Time formats"): the original's
+``startTime``/``endTime`` are epoch milliseconds, every other time an ISO 8601 string (``times.iso``), except
+where the original itself used ISO for them: its per-workflow executions list.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 
 from django.db.models import Count, F, Func, JSONField
 
-from apps.workflows.engine import projections
+from apps.workflows.engine import dsl_output, projections
 from apps.workflows.engine.state import ACTIVE_STATUSES, TERMINAL_STATUSES, EventRecord, ExecutionStatus
 from apps.workflows.models import Event, Execution, ExecutionLog, NodeOutput, Workflow, WorkflowVersion
+from apps.workflows.services import definitions
 from workflow_engine.errors import NotFound
 from workflow_engine.times import iso
 
@@ -58,14 +61,44 @@ def _events_by_execution(execution_ids: Sequence[str]) -> dict[str, list[EventRe
 # --- workflows ---------------------------------------------------------------------------------------------
 
 
+def _shown(definition: Any, created_at: datetime, updated_at: datetime) -> Any:
+    """A definition as posted, with the original's DSL defaults where it omitted a field (``dsl_output``)."""
+    return dsl_output.with_defaults(definition, created_at=iso(created_at), updated_at=iso(updated_at))
+
+
 def workflow_list(*, limit: int | None, offset: int) -> list[dict[str, Any]]:
-    """The current version's body of every workflow, as posted, by id."""
-    rows = (
-        Workflow.objects.filter(current_version__isnull=False)
-        .order_by("id")
-        .values_list("current_version__definition", flat=True)
+    """The latest save's body of every workflow (a draft's or the current version's), by id, with the DSL's
+    defaults, ``valid`` and ``problems``."""
+    rows = Workflow.objects.order_by("id").values_list(
+        "draft",
+        "draft_problems",
+        "current_version__definition",
+        "created_at",
+        "current_version__created_at",
+        "updated_at",
     )
-    return list(_page(rows, limit, offset))
+    return [_listed(*row) for row in _page(rows, limit, offset)]
+
+
+def _listed(
+    draft: Any, problems: Any, definition: Any, created: datetime, versioned: datetime, updated: datetime
+) -> dict[str, Any]:
+    if problems is None:
+        return {**_shown(definition, created, versioned), "valid": True, "problems": {}}
+    return {**_shown(draft, created, updated), "valid": False, "problems": problems}
+
+
+def workflow_definition(workflow_id: str) -> tuple[Any, str]:
+    """The latest save's body (a draft's or the current version's) with the DSL's defaults, ``valid`` and
+    ``problems`` (drafts), and its ETag; one query."""
+    workflow = Workflow.objects.select_related("current_version").filter(pk=workflow_id).first()
+    if workflow is None:
+        raise NotFound(f"Workflow {workflow_id!r} not found.", details={"workflowId": [workflow_id]})
+    head = definitions.head_of(workflow)
+    version = workflow.current_version
+    updated = version.created_at if workflow.draft is None and version else workflow.updated_at
+    body = _shown(head.definition, workflow.created_at, updated)
+    return {**body, "valid": head.valid, "problems": head.problems}, head.etag
 
 
 def _node_count(execution_id: str) -> int:
@@ -319,7 +352,7 @@ def _recent_executions(workflow_id: str, limit: int) -> list[tuple[str, str]]:
 
 
 def history(workflow_id: str, *, limit: int) -> dict[str, Any]:
-    _require_workflow(workflow_id)
+    """An unknown workflow has no executions (200, as the original: asking its entity created it)."""
     executions = _recent_executions(workflow_id, limit)
     events = _events_by_execution([e for e, _ in executions])
     return {
@@ -348,8 +381,8 @@ def _current(execution_id: str, events: Sequence[EventRecord]) -> dict[str, Any]
 
 
 def history_status(workflow_id: str, *, limit: int) -> dict[str, Any]:
-    """The original's ``StatusResponse``, computed from the events of the most recent executions."""
-    _require_workflow(workflow_id)
+    """The original's ``StatusResponse``, computed from the events of the most recent executions; an unknown
+    workflow is ``idle`` with no executions (200, as the original)."""
     executions = _recent_executions(workflow_id, limit)
     events = _events_by_execution([e for e, _ in executions])
     summaries = [_summary(e, status, events.get(e, [])) for e, status in executions]

@@ -1,8 +1,11 @@
 """``manage.py bootstrap``: an admin user with an API token, and the example workflows. Idempotent.
 
 Used by ./run. The password comes from ``WORKFLOW_ADMIN_PASSWORD`` or is generated once and kept in
-``<data dir>/admin-password``; the token is the user's DRF token. The admin is a superuser (the admin role);
-give other people a role with ``manage.py user_role``.
+``<data dir>/admin-password``. The API token is the admin's named token ``bootstrap``
+(``apps.accounts``): only its hash is in the database, so its key is kept beside the password, in
+``<data dir>/api-token``, and every run prints the same key (a revoked or expired one is replaced by a new
+one). The admin is a superuser (the admin role); give other people a role with ``manage.py user_role`` and
+tokens with ``manage.py api_token``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 
+from apps.accounts import tokens
 from apps.workflows.models import Workflow
 from apps.workflows.services import definitions
 from workflow_engine.env import env_secret
@@ -25,6 +29,7 @@ from workflow_engine.errors import EngineError
 from workflow_engine.tunables import engine_settings
 
 EXAMPLES = Path(settings.BASE_DIR) / "examples"
+TOKEN_NAME = "bootstrap"
 
 
 class Command(BaseCommand):
@@ -38,11 +43,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         password = _password()
         user = _admin(options["username"], password)
-        token, _ = Token.objects.get_or_create(user=user)
+        key = _api_token(user)
         loaded = [] if options["no_examples"] else load_examples(by=user.get_username())
-        self.stdout.write(
-            f"ADMIN_USER={user.get_username()}\nADMIN_PASSWORD={password}\nAPI_TOKEN={token.key}"
-        )
+        self.stdout.write(f"ADMIN_USER={user.get_username()}\nADMIN_PASSWORD={password}\nAPI_TOKEN={key}")
         if not options["quiet"]:
             self.stderr.write(f"example workflows: {', '.join(loaded) or 'none'}")
 
@@ -59,6 +62,23 @@ def _password() -> str:
     path.write_text(password + "\n")
     path.chmod(0o600)
     return password
+
+
+def _api_token(user: Any) -> str:
+    """The key of ``user``'s live ``bootstrap`` token, kept in ``<data dir>/api-token``. A key the database
+    does not know (a new database) is registered again; one revoked or expired is replaced."""
+    path = Path(settings.DATA_DIR) / "api-token"
+    kept = path.read_text().strip() if path.exists() else ""
+    found = tokens.find(kept) if kept else None
+    if found is not None and found.user_id == user.pk and tokens.usable(found, timezone.now()):
+        return kept
+    tokens.revoke_named(user, TOKEN_NAME)
+    _, key = tokens.issue(user, TOKEN_NAME, key=kept if kept and found is None else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)  # private before the key is in it
+    path.chmod(0o600)
+    path.write_text(key + "\n")
+    return key
 
 
 def _admin(username: str, password: str) -> Any:
