@@ -73,7 +73,7 @@ def test_the_admin_keeps_its_own_slashes(api: Api) -> None:
 
 
 def test_a_long_query_string_is_answered_by_the_api_not_refused_by_the_gateway(api: Api) -> None:
-    # a filtered list can carry many values: a request line past gunicorn's old 4094-byte limit got an HTML 414
+    # a filtered list can carry many values: a request line past gunicorn's 4094-byte limit got an HTML 414
     query = "&".join(f"workflowId=wf-{i:05d}-{'x' * 40}" for i in range(100))
     assert len(query) > 4094
     response = raw(api, "GET", f"/api/v1/executions?{query}", {"Authorization": f"Token {api.token}"})

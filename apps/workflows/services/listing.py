@@ -19,9 +19,10 @@ from datetime import datetime
 from typing import Any
 
 from django.core import signing
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 
-from apps.workflows.models import Execution, ExecutionLog
+from apps.workflows.models import Execution
+from apps.workflows.services import queries
 from workflow_engine.times import iso
 
 # every value of ``Execution.trigger``: the start routes (``api``), a schedule's fire and its backfill
@@ -119,30 +120,15 @@ def _after(position: Position) -> Q:
     return Q(created_at__lte=at) & (Q(created_at__lt=at) | Q(id__lt=execution_id))
 
 
-def _logs_counts(execution_ids: list[str]) -> dict[str, int]:
-    """Log lines per execution of the page, through ``executionlog_execution``."""
-    rows = (
-        ExecutionLog.objects.filter(execution_id__in=execution_ids)
-        .order_by()
-        .values_list("execution_id")
-        .annotate(n=Count("id"))
-    )
-    return dict(rows)
-
-
 def _item(row: dict[str, Any], logs: dict[str, int]) -> dict[str, Any]:
     """The workflow execution list's item (``queries.execution_list``) and where the execution came from."""
     return {
-        "executionId": row["id"],
+        **queries.list_item(row, logs),
         "workflowId": row["workflow_id"],
         "version": row["version__number"],
-        "status": row["status"],
         "trigger": row["trigger"],
         "startedBy": row["started_by"] or None,
         "createdAt": iso(row["created_at"]),
-        "startTime": iso(row["started_at"] or row["created_at"]),
-        "endTime": iso(row["ended_at"]),
-        "logsCount": logs.get(row["id"], 0),
     }
 
 
@@ -155,7 +141,7 @@ def list_executions(
     page = selected.filter(_after(cursor)) if cursor else selected
     rows = list(page.order_by("-created_at", "-id").values(*_COLUMNS)[: limit + 1])
     more, rows = len(rows) > limit, rows[:limit]
-    logs = _logs_counts([r["id"] for r in rows])
+    logs = queries.logs_counts([r["id"] for r in rows])
     body: dict[str, Any] = {
         "executions": [_item(r, logs) for r in rows],
         "nextCursor": encode_cursor(Position(rows[-1]["created_at"], rows[-1]["id"])) if more else None,

@@ -10,7 +10,7 @@ where the original itself used ISO for them: its per-workflow executions list.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -175,7 +175,7 @@ def workflow_status(workflow_id: str) -> dict[str, Any]:
 # --- executions --------------------------------------------------------------------------------------------
 
 
-def _logs_counts(execution_ids: list[str]) -> dict[str, int]:
+def logs_counts(execution_ids: list[str]) -> dict[str, int]:
     """Log lines per execution, counted through the ``execution_id`` index."""
     rows = (
         ExecutionLog.objects.filter(execution_id__in=execution_ids)
@@ -203,17 +203,21 @@ def execution_list(workflow_id: str, *, limit: int, offset: int, status: str | N
             offset,
         )
     )
-    logs = _logs_counts([r["id"] for r in rows])
-    return [
-        {
-            "executionId": r["id"],
-            "status": r["status"],
-            "startTime": iso(r["started_at"] or r["created_at"]),
-            "endTime": iso(r["ended_at"]),
-            "logsCount": logs.get(r["id"], 0),
-        }
-        for r in rows
-    ]
+    logs = logs_counts([r["id"] for r in rows])
+    return [list_item(r, logs) for r in rows]
+
+
+def list_item(row: Mapping[str, Any], logs: dict[str, int]) -> dict[str, Any]:
+    """An executions list's item, as the original's ``GET /workflows/{id}/executions`` had it. ``row``:
+    the execution's ``id``, ``status``, ``created_at``, ``started_at``, ``ended_at``; ``logs``:
+    ``logs_counts``."""
+    return {
+        "executionId": row["id"],
+        "status": row["status"],
+        "startTime": iso(row["started_at"] or row["created_at"]),
+        "endTime": iso(row["ended_at"]),
+        "logsCount": logs.get(row["id"], 0),
+    }
 
 
 def _log_line(created_at: datetime, node_id: str, message: str) -> str:

@@ -25,13 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count
 
 from apps.workflows.engine.state import TERMINAL_STATUSES
-from apps.workflows.models import Event, Execution, ExecutionLog, Workflow
+from apps.workflows.models import Event, Execution, Workflow
 from apps.workflows.services import queries
 from workflow_engine.errors import NotFound
-from workflow_engine.times import iso
 
 # the event types that change an execution's status (engine/state.py's handlers)
 STATUS_EVENTS = (
@@ -173,22 +171,8 @@ def list_items(execution_ids: list[str]) -> dict[str, dict[str, Any]]:
     rows = Execution.objects.filter(pk__in=execution_ids).values(
         "id", "status", "created_at", "started_at", "ended_at"
     )
-    logs = dict(
-        ExecutionLog.objects.filter(execution_id__in=execution_ids)
-        .order_by()
-        .values_list("execution_id")
-        .annotate(n=Count("id"))
-    )
-    return {
-        r["id"]: {
-            "executionId": r["id"],
-            "status": r["status"],
-            "startTime": iso(r["started_at"] or r["created_at"]),
-            "endTime": iso(r["ended_at"]),
-            "logsCount": logs.get(r["id"], 0),
-        }
-        for r in rows
-    }
+    logs = queries.logs_counts(execution_ids)
+    return {r["id"]: queries.list_item(r, logs) for r in rows}
 
 
 def workflow_changes(workflow_id: str, after: int, horizon: int) -> tuple[list[Message], int]:
