@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "apps.workflows",
     "apps.schedules",
     "apps.accounts",  # API tokens and sessions: only these settings name it (by dotted path)
+    "apps.console",  # the web console under /ui/ (issue 13): a shell and static ES modules
 ]
 
 MIDDLEWARE = [

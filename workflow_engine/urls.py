@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/v1/", include("apps.schedules.urls")),  # schedules, backfills
     path("monitoring/", include(monitoring_urlpatterns)),  # authenticated like /api/
     path("admin/", admin.site.urls),
+    path("ui/", include("apps.console.urls")),  # the web console: one shell, pages drawn in the browser
 ]
 
 handler400 = "workflow_engine.api.errors.bad_request"

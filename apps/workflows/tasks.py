@@ -34,7 +34,11 @@ def engine_task(name: str, **limits: int) -> Callable[[Callable[..., None]], Any
             try:
                 fn(*args, **kwargs)
             except TRANSIENT:
-                logger.warning("transient database error; retrying", extra={"task": name, "task_args": args})
+                logger.warning(
+                    "transient database error; retrying",
+                    exc_info=True,  # which error (a lost connection, a lock or statement timeout) says why
+                    extra={"task": name, "task_args": args},
+                )
                 # Workers keep their connections between tasks (CELERY_DB_REUSE_MAX), so one broken by a
                 # PostgreSQL restart must be dropped here, or every retry would fail on it again.
                 close_old_connections()

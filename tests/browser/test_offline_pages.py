@@ -11,9 +11,8 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
 
-def test_the_site_root_leads_to_the_api_docs_which_render_offline(page: Page) -> None:
-    page.goto("/")
-    assert page.url.endswith("/api/docs/")
+def test_the_api_docs_render_offline(page: Page) -> None:
+    page.goto("/api/docs/")
     operations = page.locator(".opblock")
     expect(operations.first).to_be_visible(timeout=30_000)
     assert operations.count() >= 40  # every route of the schema, drawn from the gateway's own assets

@@ -1,4 +1,4 @@
-"""Discoverable roots: ``/`` leads a browser somewhere useful, ``/api/`` and ``/api/v1/`` list the resource
+"""Discoverable roots: ``/`` leads a browser to the console, ``/api/`` and ``/api/v1/`` list the resource
 roots (every link resolves), and a trailing slash where a route has none is served as if it were not there."""
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ def raw(api: Api, method: str, path: str, headers: dict[str, str] | None = None)
     return connection.getresponse()
 
 
-def test_the_site_root_redirects_to_the_api_docs(api: Api) -> None:
+def test_the_site_root_redirects_to_the_console(api: Api) -> None:
     response = raw(api, "GET", "/")
     assert response.status == 302
-    assert response.getheader("Location") == "/api/docs/"
+    assert response.getheader("Location") == "/ui/"
+    assert raw(api, "GET", "/ui/").status == 200
     assert raw(api, "GET", "/api/docs/").status == 200
 
 

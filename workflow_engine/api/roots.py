@@ -1,5 +1,5 @@
-"""The roots a new client starts from: ``/`` sends a browser to the console (to the API docs until the
-console exists), and ``/api/`` and ``/api/v1/`` list the API's resource roots, each a link to follow.
+"""The roots a new client starts from: ``/`` sends a browser to the web console (``/ui/``), and ``/api/``
+and ``/api/v1/`` list the API's resource roots, each a link to follow.
 
 The list names paths, not views, so the platform imports no app; ``tests/integration/test_roots.py`` follows
 every link it gives (with ids filled in) so that it cannot point at a route that does not exist.
@@ -35,6 +35,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "cluster": ("/api/v1/cluster/stats", "The cluster: members, leader, shards."),
     "events": ("/api/v1/events", "Cluster events, newest first."),
     "docs": ("/api/docs/", "These routes, browsable (Swagger UI)."),
+    "console": ("/ui/", "The web console, for a person in a browser (signs in with a session)."),
     "schema": ("/api/schema/", "The OpenAPI schema."),
     "health": ("/health", "Liveness and readiness (no authentication)."),
 }
@@ -71,4 +72,4 @@ class ApiRootView(APIView):
 
 def site_root(request: HttpRequest) -> HttpResponseRedirect:
     """``/``: where a person starts (the admin's "view site" link leads here too)."""
-    return HttpResponseRedirect("/api/docs/")
+    return HttpResponseRedirect("/ui/")
