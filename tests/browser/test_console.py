@@ -11,8 +11,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
+from tests.conftest import make_token
 from tests.harness import Api
-from tests.integration.test_control import create, delayed, start
+from tests.integration.test_control import create, delayed, signal_workflow, start
 
 pytestmark = pytest.mark.usefixtures("live_db")
 
@@ -23,6 +24,16 @@ MARKER = "window.consoleMarker"  # set once after a load; a reload would lose it
 def person() -> tuple[str, str]:
     username, password = f"person-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     get_user_model().objects.create_superuser(username, f"{username}@example.invalid", password)
+    return username, password
+
+
+def member(role: str) -> tuple[str, str]:
+    """A user in ``role``'s group (as ``manage.py user_role`` puts them) who signs in with a password."""
+    username, password = f"{role}-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    make_token(username, role)
+    user = get_user_model().objects.get(username=username)
+    user.set_password(password)
+    user.save(update_fields=["password"])
     return username, password
 
 
@@ -156,3 +167,94 @@ def test_an_unknown_console_path_says_so(page: Page) -> None:
     username, password = person()
     sign_in(page, username, password, path="/ui/nowhere")
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+
+
+def test_an_operator_cancels_a_waiting_execution_after_confirming_and_sees_it_cancelled_live(
+    page: Page, api: Api, uid: str, tmp_path: Path
+) -> None:
+    execution_id = start(api, create(api, delayed(f"console-cancel-{uid}", "60s", tmp_path)))
+    username, password = member("operator")
+    sign_in(page, username, password, path=f"/ui/executions/{execution_id}")
+    wait = page.locator('svg.graph g.node[data-node-id="wait"]')
+    expect(wait).to_have_attribute("data-status", "waiting", timeout=20_000)
+    actions = page.get_by_test_id("actions")
+    expect(actions.get_by_role("button", name="Pause")).to_be_visible()
+    expect(actions.get_by_role("button", name="Resume")).to_have_count(0)  # only for a paused execution
+    expect(actions.get_by_role("button", name="Approve")).to_have_count(0)  # an operator does not approve
+    screenshot(page, "execution-actions")
+
+    actions.get_by_role("button", name="Cancel execution").click()
+    dialog = page.get_by_role("dialog", name="Cancel this execution?")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Go back").click()  # a second thought sends nothing
+    expect(dialog).to_have_count(0)
+    assert api.get(f"/api/v1/executions/{execution_id}")[1]["status"] == "running"
+
+    actions.get_by_role("button", name="Cancel execution").click()
+    page.get_by_role("dialog").get_by_role("button", name="Cancel execution").click()
+    expect(page.locator(".execution-status")).to_contain_text("cancelled", timeout=30_000)
+    expect(actions.get_by_role("button", name="Cancel execution")).to_have_count(0)  # no longer applies
+    expect(actions.get_by_role("button", name="Rerun")).to_be_visible()
+    assert still_the_same_document(page), "the page reloaded instead of updating in place"
+
+
+def test_an_api_refusal_of_an_action_shows_in_the_alert(page: Page, api: Api, uid: str) -> None:
+    execution_id = start(api, create(api, signal_workflow(f"console-refused-{uid}")))
+    username, password = member("operator")  # may send signals, but not an approval's
+    sign_in(page, username, password, path=f"/ui/executions/{execution_id}")
+    actions = page.get_by_test_id("actions")
+    actions.get_by_label("Signal name").fill("approve")
+    actions.get_by_label("Payload (JSON)").fill('{"comment": "me too"}')
+    actions.get_by_role("button", name="Send signal").click()
+    page.get_by_role("dialog", name='Send signal "approve" to this execution?').get_by_role(
+        "button", name="Send signal"
+    ).click()
+    expect(actions.get_by_role("alert")).to_contain_text("approve_execution")  # the API's 403, as it said it
+    actions.get_by_label("Payload (JSON)").fill("{not json")
+    actions.get_by_role("button", name="Send signal").click()
+    expect(actions.get_by_role("alert")).to_contain_text("Payload: not valid JSON")
+    expect(page.get_by_role("dialog")).to_have_count(0)  # nothing to confirm: nothing is sent
+
+
+def test_an_approver_approves_a_waiting_approval_with_a_comment_and_sees_it_completed(
+    page: Page, api: Api, uid: str
+) -> None:
+    execution_id = start(api, create(api, signal_workflow(f"console-approve-{uid}")))
+    username, password = member("approver")
+    sign_in(page, username, password, path=f"/ui/executions/{execution_id}")
+    actions = page.get_by_test_id("actions")
+    expect(actions.get_by_role("button", name="Approve")).to_have_count(0)  # the approval does not wait yet
+    expect(actions.get_by_role("button", name="Cancel execution")).to_have_count(
+        0
+    )  # an approver only approves
+    assert api.post(f"/api/v1/executions/{execution_id}/signals/order", {"item": "book"})[0] == 202
+
+    approval = actions.locator('fieldset[data-node-id="gate"]')
+    expect(approval.get_by_role("button", name="Approve")).to_be_visible(timeout=20_000)  # appears live
+    approval.get_by_label("Comment").fill("fine by me")
+    approval.get_by_role("button", name="Approve").click()
+    dialog = page.get_by_role("dialog", name='Approve gate? Comment: "fine by me"')
+    expect(dialog).to_be_visible()
+    screenshot(page, "execution-approval")
+    dialog.get_by_role("button", name="Approve").click()
+    expect(page.locator(".execution-status")).to_contain_text("completed", timeout=30_000)
+    expect(actions.get_by_role("button")).to_have_count(0)
+    gate = next(n for n in api.get(f"/api/v1/executions/{execution_id}")[1]["nodes"] if n["nodeId"] == "gate")
+    assert gate["approvedBy"] == username
+    assert still_the_same_document(page)
+
+
+def test_a_viewer_sees_an_execution_without_any_action_button(page: Page, api: Api, uid: str) -> None:
+    execution_id = start(api, create(api, signal_workflow(f"console-viewer-{uid}")))
+    api.post(f"/api/v1/executions/{execution_id}/signals/order", {"item": "book"})
+    username, password = member("viewer")
+    sign_in(page, username, password, path=f"/ui/executions/{execution_id}")
+    gate = page.locator('svg.graph g.node[data-node-id="gate"]')
+    expect(gate).to_have_attribute(
+        "data-status", "waiting", timeout=20_000
+    )  # an approval that waits, even so
+    actions = page.get_by_test_id("actions")
+    expect(actions).to_contain_text("Your role (viewer) may only read.")
+    expect(actions.get_by_role("button")).to_have_count(0)
+    expect(actions.get_by_role("textbox")).to_have_count(0)
+    expect(page.get_by_role("main").get_by_role("button")).to_have_count(0)

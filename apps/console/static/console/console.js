@@ -46,7 +46,7 @@ async function render() {
   const [match, page] = route;
   try {
     state.cleanup =
-      (await page(main, { params: match.slice(1), search: new URLSearchParams(location.search), navigate, base: BASE })) ||
+      (await page(main, { params: match.slice(1), search: new URLSearchParams(location.search), navigate, base: BASE, user: state.user })) ||
       null;
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return signedOut();

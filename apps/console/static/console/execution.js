@@ -1,7 +1,10 @@
 // One execution: its status, its nodes (a table) and its workflow's graph coloured by node status. While it
 // runs, the API's live stream (Server-Sent Events) says when something happened; each burst of events
 // refetches the execution (the stream signals, the execution's GET is the truth) and repaints in place.
+// The actions (actions.js) send commands; the stream, reopened if the execution had ended (a retry), shows
+// their effect.
 
+import { actionsRegion } from "./actions.js";
 import { get } from "./api.js";
 import { h, statusBadge, when } from "./dom.js";
 import { drawGraph, paint } from "./graph.js";
@@ -29,7 +32,7 @@ function nodeRows(execution) {
   );
 }
 
-export async function executionPage(main, { params, base }) {
+export async function executionPage(main, { params, base, user }) {
   const id = params[0];
   const path = `/api/v1/executions/${encodeURIComponent(id)}`;
   let execution = await get(path);
@@ -39,12 +42,14 @@ export async function executionPage(main, { params, base }) {
   const live = h("p", { class: "live" });
   const body = h("tbody");
   const graph = drawGraph(definition);
+  const actions = actionsRegion(id, (user && user.roles) || [], { base, onSent: (route) => sent(route) });
 
   function show() {
     status.replaceChildren("Status: ", statusBadge(execution.status));
     body.replaceChildren(...nodeRows(execution));
     paint(graph, new Map((execution.nodes || []).map((node) => [node.nodeId, node.status])));
     live.textContent = FINISHED.has(execution.status) ? "" : "Live: updates as the execution runs.";
+    actions.update(execution);
   }
 
   main.replaceChildren(
@@ -53,6 +58,7 @@ export async function executionPage(main, { params, base }) {
       ` (version ${execution.version ?? "?"})`),
     status,
     live,
+    actions.region,
     h("h2", {}, "Graph"),
     h("div", { class: "graph-frame" }, graph),
     h("h2", {}, "Nodes"),
@@ -61,9 +67,10 @@ export async function executionPage(main, { params, base }) {
       body),
   );
   show();
-  if (FINISHED.has(execution.status)) return null;
 
   let timer = null;
+  let stream = null;
+  let watch = null; // after a command to an ended execution: refetch until its status moves
   async function refresh() {
     timer = null;
     try {
@@ -73,12 +80,34 @@ export async function executionPage(main, { params, base }) {
       return;
     }
     show();
-    if (FINISHED.has(execution.status)) stream.close();
+    if (FINISHED.has(execution.status)) stop();
+    else follow();
   }
   const schedule = () => { timer = timer || setTimeout(refresh, REFRESH_MS); };
-  const stream = new EventSource(`${path}/stream`);
-  stream.onmessage = schedule; // an event without a type, should the API send one
-  for (const type of JOURNAL_EVENTS) stream.addEventListener(type, schedule);
-  stream.addEventListener("end", () => { stream.close(); schedule(); });
-  return () => { stream.close(); clearTimeout(timer); };
+  function follow() {
+    if (stream) return;
+    stream = new EventSource(`${path}/stream`);
+    stream.onmessage = schedule; // an event without a type, should the API send one
+    for (const type of JOURNAL_EVENTS) stream.addEventListener(type, schedule);
+    stream.addEventListener("end", () => { stop(); schedule(); });
+  }
+  function stop() {
+    if (stream) stream.close();
+    stream = null;
+  }
+  // a command is applied by the shard's owner moments after the 202: a running execution's stream shows it;
+  // an ended one (retry) has no stream until it runs again, so look a few times
+  function sent(route) {
+    schedule();
+    if (route === "rerun" || !FINISHED.has(execution.status)) return; // a rerun is another execution
+    const was = execution.status;
+    let tries = 0;
+    clearInterval(watch);
+    watch = setInterval(() => {
+      if (++tries > 40 || execution.status !== was) clearInterval(watch);
+      else schedule();
+    }, 500);
+  }
+  if (!FINISHED.has(execution.status)) follow();
+  return () => { stop(); clearTimeout(timer); clearInterval(watch); };
 }
