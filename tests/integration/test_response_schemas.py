@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from tests import openapi_check
 from tests.harness import Api, wait_for
+from tests.integration.test_control import signal_workflow
 from tests.integration.test_executions import minimal, step, workflow
 
 pytestmark = pytest.mark.usefixtures("live_db")
@@ -92,18 +93,6 @@ def failing(workflow_id: str, missing: Path) -> dict[str, Any]:
     )
     body["settings"] = {"timeout": "5m", "concurrency": {"max": 5, "policy": "queue"}}
     return body
-
-
-def waiting(workflow_id: str) -> dict[str, Any]:
-    return workflow(
-        workflow_id,
-        [
-            step("order", "wait.signal", "source", name="order"),
-            step("gate", "approval", "transform", name="approve"),
-            step("out", "aggregate.count", "sink"),
-        ],
-        [("order", "gate"), ("gate", "out")],
-    )
 
 
 def delayed(workflow_id: str) -> dict[str, Any]:
@@ -199,7 +188,7 @@ def completed_and_failed(client: RecordingApi, uid: str, tmp_path: Path) -> str:
 
 def waiting_for_signals(client: RecordingApi, uid: str) -> None:
     """An execution waiting for a signal, then for an approval (read while it waits), then approved."""
-    wf = create(client, waiting(f"rs-wait-{uid}"))
+    wf = create(client, signal_workflow(f"rs-wait-{uid}"))
     execution = start(client, wf)
     wait_for("the signal wait", lambda: node_status(client, execution, "order", "waiting"))
     reads_of(client, wf, execution)
