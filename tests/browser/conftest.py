@@ -9,6 +9,7 @@ recorded, and a test fails if a page tried one (the console and the API docs mus
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -31,9 +32,10 @@ def chromium_path() -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One browser per test module: its event loop and the lifted guard below end with the module."""
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """Headless Chromium, for this module's ``browser`` fixture and for other test folders (the cluster
+    page's test drives a scenario's gateway)."""
     # as root (CI), Chromium refuses to start with its sandbox: the pages are our own, on loopback
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
     # Playwright's sync API keeps an event loop running in this thread, which Django's guard takes for async
@@ -48,11 +50,26 @@ def browser() -> Iterator[Browser]:
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One browser per test module: its event loop and the lifted guard below end with the module."""
+    with chromium() as launched:
+        yield launched
+
+
 @pytest.fixture
 def page(browser: Browser, node: dict[str, Any]) -> Iterator[Page]:
-    base = node["api"].base
+    with offline_page(browser, node["api"].base) as opened:
+        yield opened
+
+
+@contextlib.contextmanager
+def offline_page(browser: Browser, base: str) -> Iterator[Page]:
+    """A page of a new context on ``base``, with every other host refused (and the test failed), and the
+    test failed too by any uncaught script error: a page broken half-way must not pass for a slow one."""
     context = browser.new_context(base_url=base)
     outside: list[str] = []
+    script_errors: list[str] = []
 
     def offline(route: Route) -> None:
         if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
@@ -63,6 +80,10 @@ def page(browser: Browser, node: dict[str, Any]) -> Iterator[Page]:
 
     context.route("**/*", offline)
     opened = context.new_page()
+    opened.on(
+        "pageerror", lambda error: script_errors.append(f"{error.name}: {error.message}\n{error.stack}")
+    )
     yield opened
     context.close()
     assert not outside, f"the page tried to reach other hosts: {outside}"
+    assert not script_errors, "uncaught script errors in the console:\n" + "\n".join(script_errors)

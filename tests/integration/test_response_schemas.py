@@ -176,6 +176,8 @@ def completed_and_failed(client: RecordingApi, uid: str, tmp_path: Path) -> str:
     changed = minimal(done_wf)
     changed["description"] = "changed"
     client.ok("PUT", f"/api/v1/workflows/{done_wf}", changed)
+    client.ok("GET", f"/api/v1/workflows/{done_wf}/versions")
+    client.ok("GET", f"/api/v1/workflows/{done_wf}/versions/2")
 
     fail_wf = create(client, failing(f"rs-fail-{uid}", tmp_path / "missing.csv"))
     failed = start(client, fail_wf)
@@ -269,7 +271,7 @@ def sign_in_and_out(client: RecordingApi, uid: str) -> None:
 def walk(client: RecordingApi, uid: str, tmp_path: Path) -> None:
     """Every operation with a request that succeeds (also walked by test_time_formats.py)."""
     client.ok("GET", "/api/v1/workflows/node-types")
-    client.ok("GET", "/api/v1/workflows?limit=20")
+    client.ok("GET", "/api/v1/workflows?limit=20&recent=5&q=rs-&tag=")
     done_wf = completed_and_failed(client, uid, tmp_path)
     waiting_for_signals(client, uid)
     paused_and_cancelled(client, uid)
@@ -303,6 +305,8 @@ def test_documented_errors_answer_in_the_error_shape(client: RecordingApi, uid: 
         ("POST", f"/api/v1/workflows/{wf}/execute", {"input": [1]}, 400),
         ("GET", "/api/v1/cluster/members?status=sideways", None, 400),
         ("POST", "/api/v1/schedules", {"workflowId": wf, "scheduleType": "weekly"}, 400),
+        ("GET", "/api/v1/workflows?recent=21", None, 400),
+        ("GET", f"/api/v1/workflows/{wf}/versions/9", None, 404),
         ("GET", f"/api/v1/executions/nope-{uid}", None, 404),
         ("GET", f"/api/history/nope-{uid}/timeline", None, 404),
         ("GET", f"/api/v1/schedules/nope-{uid}", None, 404),

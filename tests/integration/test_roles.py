@@ -43,6 +43,8 @@ ROUTES: dict[tuple[str, str], frozenset[str]] = {
     ("workflow-execute", "POST"): OPERATORS,
     ("workflow-execute-es", "POST"): OPERATORS,
     ("workflow-status", "GET"): ALL,
+    ("workflow-versions", "GET"): ALL,
+    ("workflow-version", "GET"): ALL,
     ("workflow-executions", "GET"): ALL,
     ("execution-logs", "GET"): ALL,
     ("executions", "GET"): ALL,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from rest_framework import exceptions, serializers
 
 from apps.workflows.engine.state import ExecutionStatus
-from workflow_engine.api.base import MAX_ID_LENGTH, MAX_LIMIT, Query, unstorable_text
+from workflow_engine.api.base import MAX_ID_LENGTH, MAX_LIMIT, PageQuery, Query, unstorable_text
 
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -24,6 +24,36 @@ def idempotency_key(value: str | None) -> str | None:
             {"Idempotency-Key": [f"Must be 1 to {MAX_IDEMPOTENCY_KEY} characters and not blank."]}
         )
     return value
+
+
+MAX_RECENT = 20  # the list's ?recent: a glance at the last runs, not a history (that is /executions)
+
+
+class WorkflowListQuery(PageQuery):
+    """``GET /api/v1/workflows``: the original's ``limit``/``offset`` (default: all), and the console's
+    filters; without them the list is the original's."""
+
+    q = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=MAX_ID_LENGTH,
+        help_text="Only workflows whose id, name or description contains it (case-insensitive).",
+    )
+    tag = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=MAX_ID_LENGTH,
+        help_text="Only workflows with this tag (exactly) among their `tags`.",
+    )
+    recent = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_RECENT,
+        default=0,
+        help_text=f"Add `recentExecutions`: each workflow's last N executions (0 to {MAX_RECENT}).",
+    )
 
 
 class ExecutionListQuery(Query):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from apps.workflows.api import control, execute_es, executions, history, placement, streams, views
+from apps.workflows.api import control, execute_es, executions, history, placement, streams, versions, views
 
 urlpatterns = [
     path("v1/workflows/node-types", views.NodeTypesView.as_view(), name="node-types"),
@@ -22,6 +22,14 @@ urlpatterns = [
         name="workflow-execute-es",
     ),
     path("v1/workflows/<str:workflow_id>/status", views.WorkflowStatusView.as_view(), name="workflow-status"),
+    path(
+        "v1/workflows/<str:workflow_id>/versions", versions.VersionsView.as_view(), name="workflow-versions"
+    ),
+    path(
+        "v1/workflows/<str:workflow_id>/versions/<str:number>",
+        versions.VersionView.as_view(),
+        name="workflow-version",
+    ),
     path(
         "v1/workflows/<str:workflow_id>/executions",
         views.WorkflowExecutionsView.as_view(),

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 
 from apps.workflows import hooks
 from apps.workflows.api import serializers as inp
+from apps.workflows.api.listing_schema import TOTAL_COUNT, WorkflowListItemSerializer
 from apps.workflows.api.schema import (
     DRAFT_WORKFLOW,
     MINIMAL_WORKFLOW,
@@ -120,12 +121,16 @@ class WorkflowListView(ApiView):
 
     @extend_schema(
         summary="List workflow definitions (their latest saves, drafts too, by id)",
-        parameters=[base.PageQuery],
-        responses={200: WorkflowHeadSerializer(many=True), **errors(400, 401)},
+        parameters=[inp.WorkflowListQuery, TOTAL_COUNT],
+        responses={200: WorkflowListItemSerializer(many=True), **errors(400, 401)},
     )
     def get(self, request: Request) -> Response:
-        page = base.PageQuery.parse(request.query_params)
-        return Response(queries.workflow_list(limit=page["limit"], offset=page["offset"]))
+        query = inp.WorkflowListQuery.parse(request.query_params)
+        text, tag, limit, offset = query["q"], query["tag"], query["limit"], query["offset"]
+        items = queries.workflow_list(limit=limit, offset=offset, text=text, tag=tag, recent=query["recent"])
+        # the whole list counts itself; a page costs one more query
+        total = len(items) if limit is None and not offset else queries.workflow_count(text=text, tag=tag)
+        return Response(items, headers={"X-Total-Count": str(total)})
 
     @extend_schema(
         summary="Create a workflow (or a draft of one)",

@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, F, Func, JSONField
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import Count, F, Func, JSONField, OuterRef, Q, QuerySet
+from django.db.models.functions import JSONObject
 
 from apps.workflows.engine import dsl_output, projections
 from apps.workflows.engine.state import ACTIVE_STATUSES, TERMINAL_STATUSES, EventRecord, ExecutionStatus
@@ -66,10 +68,55 @@ def _shown(definition: Any, created_at: datetime, updated_at: datetime) -> Any:
     return dsl_output.with_defaults(definition, created_at=iso(created_at), updated_at=iso(updated_at))
 
 
-def workflow_list(*, limit: int | None, offset: int) -> list[dict[str, Any]]:
-    """The latest save's body of every workflow (a draft's or the current version's), by id, with the DSL's
-    defaults, ``valid`` and ``problems``."""
-    rows = Workflow.objects.order_by("id").values_list(
+def _matching(text: str, tag: str) -> QuerySet[Workflow]:
+    """Workflows whose latest save matches: ``text`` in the id, name or description (case-insensitive,
+    ``%`` and ``_`` plain), ``tag`` among its ``tags``. A draft is matched on its own body, a valid
+    workflow on its current version's. No index serves these (a catalogue of definitions, not of
+    executions): a scan of the workflow rows, bounded by their number."""
+    selected = Workflow.objects.all()
+    is_draft, is_valid = Q(draft_problems__isnull=False), Q(draft_problems__isnull=True)
+    if text:
+        selected = selected.filter(
+            Q(id__icontains=text)
+            | Q(name__icontains=text)
+            | (is_valid & Q(current_version__definition__description__icontains=text))
+            | (is_draft & Q(draft__description__icontains=text))
+        )
+    if tag:
+        selected = selected.filter(
+            (is_valid & Q(current_version__definition__tags__contains=[tag]))
+            | (is_draft & Q(draft__tags__contains=[tag]))
+        )
+    return selected
+
+
+def _recent(count: int) -> ArraySubquery:
+    """The workflow's last ``count`` executions, newest first, as one array column of the list's query:
+    each row's subquery walks ``execution_workflow_recent`` for ``count`` entries, whatever the number of
+    executions (no query per workflow, no read of the older ones)."""
+    rows = Execution.objects.filter(workflow_id=OuterRef("pk")).order_by(*_NEWEST)
+    item = JSONObject(id="id", status="status", created="created_at", started="started_at")
+    return ArraySubquery(rows.values_list(item)[:count])
+
+
+def _recent_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    """PostgreSQL writes the times in JSON as ISO strings with an offset; the API's own formats here."""
+    started = datetime.fromisoformat(row["started"]) if row["started"] else None
+    return {
+        "executionId": row["id"],
+        "status": row["status"],
+        "startTime": ms(started),
+        "createdAt": iso(datetime.fromisoformat(row["created"])),
+    }
+
+
+def workflow_list(
+    *, limit: int | None, offset: int, text: str = "", tag: str = "", recent: int = 0
+) -> list[dict[str, Any]]:
+    """The latest save's body of every workflow (a draft's or the current version's) that matches ``text``
+    and ``tag`` (``_matching``), by id, with the DSL's defaults, ``valid`` and ``problems``; with
+    ``recent``, its last executions as ``recentExecutions``. One query."""
+    columns: tuple[str, ...] = (
         "draft",
         "draft_problems",
         "current_version__definition",
@@ -77,7 +124,19 @@ def workflow_list(*, limit: int | None, offset: int) -> list[dict[str, Any]]:
         "current_version__created_at",
         "updated_at",
     )
-    return [_listed(*row) for row in _page(rows, limit, offset)]
+    selected = _matching(text, tag).order_by("id")
+    if recent:
+        selected = selected.annotate(recent_executions=_recent(recent))
+        columns = (*columns, "recent_executions")
+    rows = _page(selected.values_list(*columns), limit, offset)
+    if not recent:
+        return [_listed(*row) for row in rows]
+    return [{**_listed(*row[:-1]), "recentExecutions": [_recent_item(r) for r in row[-1]]} for row in rows]
+
+
+def workflow_count(*, text: str = "", tag: str = "") -> int:
+    """How many workflows ``workflow_list`` pages through with these filters."""
+    return _matching(text, tag).count()
 
 
 def _listed(

@@ -11,24 +11,42 @@ export class ApiError extends Error {
 
 let csrfToken = "";
 
-async function call(method, path, body) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET") headers["X-CSRFToken"] = csrfToken;
+/**
+ * One API call with the session and the CSRF token: {status, body, etag}. A refusal throws ApiError, whose
+ * body holds the API's `message` and `details` (field path -> messages). `headers` adds request headers
+ * (If-Match for a conditional save).
+ */
+export async function request(method, path, { body, headers = {} } = {}) {
+  const sent = { Accept: "application/json", ...headers };
+  if (body !== undefined) sent["Content-Type"] = "application/json";
+  if (method !== "GET") sent["X-CSRFToken"] = csrfToken;
   const response = await fetch(path, {
     method,
-    headers,
+    headers: sent,
     credentials: "same-origin",
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  const parsed = text ? JSON.parse(text) : null;
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = { message: `The API answered ${response.status} with a body that is not JSON.` };
+  }
   if (!response.ok) throw new ApiError(response.status, parsed);
-  return parsed;
+  return { status: response.status, body: parsed, etag: response.headers.get("ETag"), headers: response.headers };
 }
+
+const call = (method, path, body) => request(method, path, { body }).then((answer) => answer.body);
 
 export const get = (path) => call("GET", path);
 export const post = (path, body) => call("POST", path, body);
+
+/** GET a list with the total the API counts in X-Total-Count: {items, total}. */
+export async function getWithTotal(path) {
+  const { body, headers } = await request("GET", path);
+  return { items: body, total: Number(headers.get("X-Total-Count") || body.length) };
+}
 
 /** Who is signed in ({authenticated, username, roles}); keeps the CSRF token for later requests. */
 export async function session() {

@@ -49,6 +49,9 @@ export function drawHeader(header, user, { onSignOut }) {
       { "aria-label": "Pages" },
       h("a", { href: `${base}workflows` }, "Workflows"),
       h("a", { href: `${base}executions` }, "Executions"),
+      h("a", { href: `${base}schedules` }, "Schedules"),
+      h("a", { href: `${base}cluster` }, "Cluster"),
+      h("a", { href: `${base}editor` }, "New workflow"),
     ),
     h(
       "div",

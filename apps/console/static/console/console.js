@@ -7,6 +7,10 @@ import { signInPage, drawHeader } from "./auth.js";
 import { workflowsPage } from "./workflows.js";
 import { executionsPage } from "./executions.js";
 import { executionPage } from "./execution.js";
+import { workflowPage } from "./workflow.js";
+import { schedulesPage } from "./schedules.js";
+import { clusterPage } from "./cluster.js";
+import { editorPage } from "./editor.js";
 import { h } from "./dom.js";
 
 const BASE = document.body.dataset.base || "/ui/"; // "/ui/", from the URL name in the shell template
@@ -14,8 +18,13 @@ const BASE = document.body.dataset.base || "/ui/"; // "/ui/", from the URL name 
 // [pattern on the path after BASE, page]; the first match wins
 const ROUTES = [
   [/^workflows$/, workflowsPage],
+  [/^workflows\/([^/]+)$/, workflowPage],
+  [/^editor$/, editorPage], // a new workflow
+  [/^editor\/([^/]+)$/, editorPage], // an existing one
   [/^executions$/, executionsPage],
   [/^executions\/([^/]+)$/, executionPage],
+  [/^schedules$/, schedulesPage],
+  [/^cluster$/, clusterPage],
 ];
 
 const state = { user: null, cleanup: null };

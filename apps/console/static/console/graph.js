@@ -1,6 +1,7 @@
 // A workflow's graph as SVG: nodes in columns by depth (the longest path from a source, so every edge points
 // right), stacked in their column in definition order. Each node is coloured by its status and names it in
-// text too; `paint` recolours the drawn graph in place when statuses change (no redraw, no layout).
+// text too; `paint` recolours the drawn graph in place when statuses change (no redraw, no layout). The
+// workflow page draws the same layout by node category instead, with each node a keyboard button.
 
 import { svg } from "./dom.js";
 
@@ -52,8 +53,39 @@ function layout(nodes, edges) {
   };
 }
 
-/** The SVG of a definition ({nodes, edges}) with every node `pending` until painted. */
-export function drawGraph(definition) {
+const categoryOf = (node) => (["source", "transform", "sink"].includes(node.type) ? node.type : "node");
+
+// a node as the execution page draws it: `pending` until painted
+function statusNode(node) {
+  return [
+    { class: "node status-pending", "data-status": "pending" },
+    svg("title", {}, `${node.id} (${node.nodeType || node.type}): pending`),
+    svg("text", { x: 8, y: 35, class: "state" }, "pending"),
+  ];
+}
+
+// a node as the workflow page draws it: its category (source, transform, sink) by class and in text, and,
+// when `focusable`, a button for the keyboard (Tab to it, Enter or Space opens it: the page listens)
+function categoryNode(node, focusable) {
+  const category = categoryOf(node);
+  const kind = `${category} · ${node.nodeType || "?"}`;
+  const attrs = { class: `node category-${category}`, "data-category": category };
+  if (focusable) {
+    Object.assign(attrs, { tabindex: 0, role: "button", "aria-label": `${node.label || node.id}: ${kind}` });
+  }
+  return [
+    attrs,
+    svg("title", {}, `${node.id} (${node.nodeType || "?"}): ${category}`),
+    svg("text", { x: 8, y: 35, class: "kind" }, kind.length > 24 ? `${kind.slice(0, 23)}…` : kind),
+  ];
+}
+
+/**
+ * The SVG of a definition ({nodes, edges}). By default every node is `pending` until painted (`paint`);
+ * with `{categories: true}` each node shows its category instead, and `{focusable: true}` makes each a
+ * keyboard-reachable button (`data-node-id` names it).
+ */
+export function drawGraph(definition, { categories = false, focusable = false } = {}) {
   const nodes = definition.nodes || [];
   const edges = definition.edges || [];
   const { place, width, height } = layout(nodes, edges);
@@ -62,7 +94,7 @@ export function drawGraph(definition) {
     viewBox: `0 0 ${width} ${height}`,
     width,
     height,
-    role: "img",
+    role: focusable ? "group" : "img",
     "aria-label": `Graph of ${nodes.length} nodes and ${edges.length} edges`,
   });
   root.append(
@@ -79,12 +111,13 @@ export function drawGraph(definition) {
   }
   for (const node of nodes) {
     const { x, y } = place.get(node.id);
+    const [attrs, title, second] = categories ? categoryNode(node, focusable) : statusNode(node);
     root.append(
-      svg("g", { class: "node status-pending", "data-node-id": node.id, "data-status": "pending", transform: `translate(${x},${y})` },
-        svg("title", {}, `${node.id} (${node.nodeType || node.type}): pending`),
+      svg("g", { ...attrs, "data-node-id": node.id, transform: `translate(${x},${y})` },
+        title,
         svg("rect", { width: NODE_W, height: NODE_H, rx: 6 }),
-        svg("text", { x: 8, y: 18, class: "label" }, (node.label || node.id).slice(0, 22)),
-        svg("text", { x: 8, y: 35, class: "state" }, "pending"),
+        svg("text", { x: 8, y: 18, class: "label" }, String(node.label || node.id).slice(0, 22)),
+        second,
       ),
     );
   }
