@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.browser.helpers import member, person, screenshot, sign_in, still_the_same_document
 from tests.harness import Api
@@ -267,3 +267,27 @@ def test_a_500_node_execution_page_loads_whole_within_a_generous_bound(
     history.get_by_role("button", name="Show more events").click()
     expect(history.locator("tr[data-seq]")).to_have_count(200)
     expect(history.locator('tr[data-seq="200"]')).to_be_attached()
+
+
+def test_a_refused_live_stream_does_not_stop_the_page_following_the_execution(
+    page: Page, api: Api, uid: str, tmp_path: Path
+) -> None:
+    """The gateway answers 429 when its streams are all taken, and EventSource gives up on an HTTP refusal
+    for good: the page must refetch and open the stream again, or it shows "running" forever."""
+    refused: list[str] = []
+
+    def full_gateway(route: Route) -> None:
+        if len(refused) < 3:  # the first three streams are refused, as a busy gateway would
+            refused.append(route.request.url)
+            route.fulfill(status=429, headers={"Retry-After": "1"}, json={"error": "too_many_streams"})
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/executions/*/stream*", full_gateway)
+    execution_id = start(api, create(api, delayed(f"refused-{uid}", "8s", tmp_path)))
+    username, password = person()
+    sign_in(page, username, password)
+    page.goto(f"/ui/executions/{execution_id}")
+    expect(page.locator(".execution-status")).to_contain_text("completed", timeout=60_000)
+    assert len(refused) == 3, refused
+    assert api.get(f"/api/v1/executions/{execution_id}")[1]["status"] == "completed"

@@ -24,6 +24,7 @@ const JOURNAL_EVENTS = [
   "WorkflowResumed", "WorkflowRetried", "NodeExecutionStarted", "NodeExecutionCompleted",
   "NodeExecutionFailed", "NodeRetryScheduled", "NodeWaiting", "SignalReceived",
 ];
+const STREAM_RETRY_MS = 2000; // after the gateway refused a stream (429): refetch, then open it again
 const REFRESH_MS = 200; // at most five refetches a second however many events arrive
 const TICK_MS = 1000; // the timeline's open bars grow this often while the execution runs
 
@@ -219,13 +220,15 @@ export async function executionPage(main, { params, base, user }) {
   let timer = null;
   let stream = null;
   let watch = null; // after a command to an ended execution: refetch until its status moves
+  let retrying = null; // a stream the gateway refused: refetch and reopen after STREAM_RETRY_MS
   const ticker = setInterval(() => { if (!FINISHED.has(execution.status)) gantt.update(execution); }, TICK_MS);
   async function refresh() {
     timer = null;
     try {
       execution = await get(path);
     } catch (failure) {
-      live.textContent = `Live updates paused: ${failure.message}`; // the next event tries again
+      live.textContent = `Live updates paused: ${failure.message}`;
+      retrying = retrying || setTimeout(() => { retrying = null; refresh(); }, STREAM_RETRY_MS);
       return;
     }
     show();
@@ -234,11 +237,20 @@ export async function executionPage(main, { params, base, user }) {
   }
   const schedule = () => { timer = timer || setTimeout(refresh, REFRESH_MS); };
   function follow() {
-    if (stream) return;
+    if (stream || retrying) return;
     stream = new EventSource(`${path}/stream`);
     stream.onmessage = schedule; // an event without a type, should the API send one
     for (const type of JOURNAL_EVENTS) stream.addEventListener(type, schedule);
     stream.addEventListener("end", () => { stop(); schedule(); });
+    stream.onerror = () => {
+      // EventSource reconnects by itself after a dropped connection (readyState CONNECTING), but gives up on
+      // an HTTP refusal such as the gateway's 429 when its streams are all taken (CLOSED): then refetch now
+      // and open a stream again a little later, so the page never stops following a running execution
+      if (!stream || stream.readyState !== EventSource.CLOSED) return;
+      stop();
+      live.textContent = "Live updates: the stream was refused; trying again.";
+      retrying = setTimeout(() => { retrying = null; refresh(); }, STREAM_RETRY_MS);
+    };
   }
   function stop() {
     if (stream) stream.close();
@@ -258,5 +270,5 @@ export async function executionPage(main, { params, base, user }) {
     }, 500);
   }
   if (!FINISHED.has(execution.status)) follow();
-  return () => { stop(); clearTimeout(timer); clearInterval(watch); clearInterval(ticker); };
+  return () => { stop(); clearTimeout(timer); clearTimeout(retrying); clearInterval(watch); clearInterval(ticker); };
 }
