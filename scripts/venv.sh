@@ -19,6 +19,16 @@ install_with_pip() {
   .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt >&2
 }
 
+# The project itself, editable and without dependencies (they are the pinned requirements above): it puts the
+# `wfe` console script ([project.scripts] in pyproject.toml) in .venv/bin.
+install_project() {
+  say "installing the project (the wfe command) into .venv"
+  if [ -x .venv/bin/uv ] && .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e . >&2; then
+    return 0
+  fi
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e . >&2
+}
+
 ensure_venv() {
   local py="${PYTHON:-python3}"
   if ! "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
@@ -27,7 +37,7 @@ ensure_venv() {
   fi
   local stamp=.venv/.requirements.sha256
   local want
-  want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+  want=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
   if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     return 0
   fi
@@ -38,6 +48,7 @@ ensure_venv() {
     [ "${WORKFLOW_INSTALLER:-uv}" = pip ] || say "uv failed; falling back to pip"
     install_with_pip
   fi
+  install_project
   echo "$want" > "$stamp"
   say ".venv ready in $((SECONDS - started)) s"
 }

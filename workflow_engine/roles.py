@@ -17,6 +17,11 @@ OPERATE = "workflows.operate_execution"
 APPROVE = "workflows.approve_execution"
 MANAGE_WORKFLOWS = "workflows.manage_workflows"
 MANAGE_SCHEDULES = "workflows.manage_schedules"
+# API tokens (``/api/v1/auth/tokens``): Django's model permissions, given to the admin group by migration
+# accounts 0002. A revocation sets ``revoked_at`` (rows are kept for their last use), hence "change".
+VIEW_TOKENS = "accounts.view_apitoken"
+ADD_TOKENS = "accounts.add_apitoken"
+REVOKE_TOKENS = "accounts.change_apitoken"
 
 
 class Role(StrEnum):
@@ -31,7 +36,16 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
     Role.VIEWER: (READ,),
     Role.OPERATOR: (READ, OPERATE),
     Role.APPROVER: (READ, APPROVE),
-    Role.ADMIN: (READ, OPERATE, APPROVE, MANAGE_WORKFLOWS, MANAGE_SCHEDULES),
+    Role.ADMIN: (
+        READ,
+        OPERATE,
+        APPROVE,
+        MANAGE_WORKFLOWS,
+        MANAGE_SCHEDULES,
+        VIEW_TOKENS,
+        ADD_TOKENS,
+        REVOKE_TOKENS,
+    ),
 }
 
 ALL_PERMISSIONS = ROLE_PERMISSIONS[Role.ADMIN]

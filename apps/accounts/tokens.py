@@ -14,8 +14,9 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken
@@ -28,6 +29,9 @@ MAX_NAME = 100
 DRF_NAME = "drf-token"  # + the key's prefix: the name of a key DRF's authtoken made
 _DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# the longest lifetime: "999999w" parses, but now + 19,000 years is past what a datetime holds
+MAX_LIFETIME = timedelta(days=3650)
+MAX_USERNAME = 150  # Django's User.username
 
 
 class InvalidTokenRequest(EngineError):
@@ -101,7 +105,40 @@ def parse_lifetime(text: str) -> timedelta:
             f"{text!r} is not a lifetime: use a positive number and a unit, e.g. 30d, 12h, 90m, 2w or 3600s.",
             details={"expires": ["Use a positive number and a unit (s, m, h, d, w), e.g. 30d."]},
         )
-    return timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2)])
+    lifetime = timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2)])
+    if lifetime > MAX_LIFETIME:
+        raise InvalidTokenRequest(
+            f"{text!r} is too long a lifetime: at most {MAX_LIFETIME.days}d.",
+            details={"expires": [f"At most {MAX_LIFETIME.days}d (10 years)."]},
+        )
+    return lifetime
+
+
+def user_named(username: str, field: str = "username") -> Any:
+    """The user called ``username``; ``InvalidTokenRequest`` naming ``field`` when there is none."""
+    found = (
+        get_user_model().objects.filter(username=username).first() if len(username) <= MAX_USERNAME else None
+    )
+    if found is None:
+        raise InvalidTokenRequest(f"There is no user {username!r}.", details={field: ["No such user."]})
+    return found
+
+
+def issue_for(username: str, name: str, lifetime: str | None, now: datetime) -> tuple[ApiToken, str]:
+    """``issue`` for the user called ``username``, expiring ``lifetime`` (``30d``; None: never) after
+    ``now``: what ``POST /api/v1/auth/tokens`` and ``manage.py api_token create`` ask for."""
+    user = user_named(username)
+    expires_at = now + parse_lifetime(lifetime) if lifetime is not None else None
+    return issue(user, name, expires_at)
+
+
+def live(username: str | None = None) -> QuerySet[ApiToken]:
+    """Tokens not revoked (expired ones too: their name stays taken until they are revoked), by user, oldest
+    first; of ``username`` only when given."""
+    found = ApiToken.objects.select_related("user").filter(revoked_at=None)
+    if username is not None:
+        found = found.filter(user__username=username)
+    return found.order_by("user__username", "created_at", "pk")
 
 
 def revoke_named(user: Any, name: str) -> int:

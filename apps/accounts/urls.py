@@ -1,4 +1,4 @@
-"""``/api/v1/auth/``: the console's sign-in routes (``api.py``), open by design."""
+"""``/api/v1/auth/``: the console's sign-in routes (open by design) and the admins' API tokens (api.py)."""
 
 from __future__ import annotations
 
@@ -10,4 +10,6 @@ urlpatterns = [
     path("session", api.SessionView.as_view(), name="auth-session"),
     path("login", api.LoginView.as_view(), name="auth-login"),
     path("logout", api.LogoutView.as_view(), name="auth-logout"),
+    path("tokens", api.TokensView.as_view(), name="auth-tokens"),
+    path("tokens/<str:token_id>", api.TokenView.as_view(), name="auth-token"),
 ]

@@ -6,10 +6,12 @@ whose path the test passes, since each attempt may run in another worker process
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
+from workflow_engine import redis_client
 from workflow_engine.celery import app
 
 
@@ -53,3 +55,50 @@ def unstorable(records: list[Any], kind: str) -> list[Any]:
     if kind == "raise-nul":
         raise RuntimeError("broken \x00 payload " + "x" * 100_000)
     return records
+
+
+# --- tasks of a durable canvas (tests/integration/test_canvases.py) ---------------------------------------
+# Each records its effect once per canvas step, under the step's stable key (the task id without the
+# attempt, ``{execution}:{node}``), and logs every run, so a test can tell "ran twice" from "applied twice".
+
+
+def _effect(request_id: str, tag: str, what: Any) -> None:
+    step = request_id.rsplit(":", 1)[0]
+    pipe = redis_client.client().pipeline(transaction=True)
+    pipe.hsetnx(redis_client.key("canvas-effects", tag), step, json.dumps(what))
+    pipe.rpush(redis_client.key("canvas-runs", tag), step)
+    pipe.execute()
+
+
+def _block_once(block: str | None) -> None:
+    """The first run with ``block`` set says so (key ``<block>:started``) and waits to be killed."""
+    if block and redis_client.client().incr(redis_client.key(block, "runs")) == 1:
+        redis_client.client().set(redis_client.key(block, "started"), "1")
+        time.sleep(120)
+
+
+@app.task(name="tests.canvas.add", bind=True)
+def canvas_add(self: Any, x: Any, y: Any, *, tag: str) -> Any:
+    _effect(self.request.id, tag, ["add", x, y])
+    return x + y
+
+
+@app.task(name="tests.canvas.scale", bind=True)
+def canvas_scale(self: Any, values: list[int], factor: int, *, tag: str, block: str | None = None) -> int:
+    """``sum(values) * factor``; its effect is applied before it blocks (when asked), as a task that dies
+    after writing but before answering."""
+    _effect(self.request.id, tag, ["scale", values, factor])
+    _block_once(block)
+    return sum(values) * factor
+
+
+@app.task(name="tests.canvas.echo", bind=True)
+def canvas_echo(self: Any, *args: Any, tag: str) -> list[Any]:
+    _effect(self.request.id, tag, ["echo", *args])
+    return list(args)
+
+
+@app.task(name="tests.canvas.total", bind=True)
+def canvas_total(self: Any, values: list[int], *, tag: str) -> int:
+    _effect(self.request.id, tag, ["total", values])
+    return sum(values)

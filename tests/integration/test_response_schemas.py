@@ -268,6 +268,17 @@ def sign_in_and_out(client: RecordingApi, uid: str) -> None:
     assert client.call("POST", "/api/v1/auth/logout", None, browser)[0] == 204
 
 
+def api_tokens(client: RecordingApi, uid: str) -> None:
+    """The admins' token routes: create one (its key, once), list them, revoke it."""
+    owner = get_user_model().objects.create_user(f"rs-tokens-{uid}")
+    created = client.ok(
+        "POST", "/api/v1/auth/tokens", {"name": "ci", "username": owner.username, "expires": "1d"}, expect=201
+    )
+    listed = client.ok("GET", f"/api/v1/auth/tokens?username={owner.username}")
+    assert [t["id"] for t in listed["tokens"]] == [created["id"]]
+    client.ok("DELETE", f"/api/v1/auth/tokens/{created['id']}", expect=204)
+
+
 def walk(client: RecordingApi, uid: str, tmp_path: Path) -> None:
     """Every operation with a request that succeeds (also walked by test_time_formats.py)."""
     client.ok("GET", "/api/v1/workflows/node-types")
@@ -279,6 +290,7 @@ def walk(client: RecordingApi, uid: str, tmp_path: Path) -> None:
     unused = create(client, minimal(f"rs-unused-{uid}"))
     client.ok("DELETE", f"/api/v1/workflows/{unused}")
     sign_in_and_out(client, uid)
+    api_tokens(client, uid)
 
 
 def test_every_operation_in_the_schema_answers_a_real_request_within_its_description(

@@ -27,6 +27,10 @@ def task_id(execution_id: str, node_id: str, attempt: int) -> str:
     return f"{execution_id}:{node_id}:{attempt}"
 
 
+class BadInput(ValueError):
+    """The node's input does not fit its ``recordsAs`` (not retryable: the same input fails the same way)."""
+
+
 def arguments(config: Mapping[str, Any], records: list[Any]) -> tuple[list[Any], dict[str, Any]]:
     """Positional and keyword arguments: the configured ones, plus the records as the node says."""
     args, kwargs = list(config.get("args") or []), dict(config.get("kwargs") or {})
@@ -35,6 +39,13 @@ def arguments(config: Mapping[str, Any], records: list[Any]) -> tuple[list[Any],
         args = [records, *args]
     elif mode == "kwarg":
         kwargs[config.get("recordsKwarg") or "records"] = records
+    elif mode == "value":
+        if len(records) != 1:
+            raise BadInput(
+                'celery.task: recordsAs "value" needs exactly one input record (the result of the task '
+                f"before it); got {len(records)}"
+            )
+        args = [records[0], *args]
     return args, kwargs
 
 
@@ -46,7 +57,11 @@ def send(execution: Execution, node_id: str, attempt: int, inputs: dict[str, int
         outcomes.report(execution, Outcome(node_id, attempt, None, 0, 0, error=refused, retryable=False))
         return
     records = runner.gather(graph, node_id, load_outputs(execution.id, inputs))
-    args, kwargs = arguments(config, records)
+    try:
+        args, kwargs = arguments(config, records)
+    except BadInput as exc:
+        outcomes.report(execution, Outcome(node_id, attempt, None, 0, 0, error=str(exc), retryable=False))
+        return
     ids = (execution.id, node_id, attempt)
     messaging.user_task(
         config["task"], args, kwargs, task_id=task_id(*ids), queue=config.get("queue"), callback_args=ids
@@ -60,7 +75,10 @@ def _not_allowed(task: str) -> str | None:
     return f"celery.task: task {task!r} is not in WORKFLOW_CELERY_TASKS"
 
 
-def as_records(result: Any) -> list[Any]:
+def as_records(result: Any, result_as: str = "records") -> list[Any]:
+    """The node's records: the return value as one record (``resultAs: "value"``), or its elements."""
+    if result_as == "value":
+        return [result]
     if result is None:
         return []
     return list(result) if isinstance(result, (list, tuple)) else [result]
@@ -69,7 +87,8 @@ def as_records(result: Any) -> list[Any]:
 def succeeded(result: Any, execution_id: str, node_id: str, attempt: int) -> None:
     execution = Execution.objects.filter(pk=execution_id).first()
     if execution is not None:
-        records = as_records(result)
+        config = runner.compiled(execution.version_id)[0].node(node_id).config
+        records = as_records(result, config.get("resultAs") or "records")
         outcomes.report(execution, runner.check_limits(node_id, attempt, records, len(records), []))
 
 

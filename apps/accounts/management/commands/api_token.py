@@ -43,12 +43,10 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
 
     def do_create(self, options: dict[str, Any]) -> None:
-        user = _user(options["user"])
-        lifetime = options["expires"]
-        expires_at = timezone.now() + tokens.parse_lifetime(lifetime) if lifetime else None
-        token, key = tokens.issue(user, options["name"], expires_at)
+        # the same checks as POST /api/v1/auth/tokens
+        token, key = tokens.issue_for(options["user"], options["name"], options["expires"], timezone.now())
         self.stderr.write(
-            f"token {token.pk} {token.name!r} of {user.get_username()}; the key is not shown again:"
+            f"token {token.pk} {token.name!r} of {token.user.get_username()}; the key is not shown again:"
         )
         self.stdout.write(key)
 

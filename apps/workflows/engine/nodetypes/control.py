@@ -127,11 +127,21 @@ class _CeleryTask(NodeType):
         ConfigField("task", "string", "Task name", required=True),
         ConfigField("args", "array", "Extra positional arguments"),
         ConfigField("kwargs", "object", "Keyword arguments"),
+        # "value": the one input record itself, first: a Celery chain's "result of the previous task"
         ConfigField(
-            "recordsAs", "string", "Pass the records as", default="arg", choices=("arg", "kwarg", "none")
+            "recordsAs",
+            "string",
+            "Pass the records as",
+            default="arg",
+            choices=("arg", "kwarg", "none", "value"),
         ),
         ConfigField("recordsKwarg", "string", "Keyword for the records", default="records"),
         ConfigField("queue", "string", "Queue to send the task to"),
+        # "value": the return value is one record as it is (a list stays a list, None stays None), so a
+        # downstream node gets exactly what the task returned, as in a Celery canvas
+        ConfigField(
+            "resultAs", "string", "Turn the result into", default="records", choices=("records", "value")
+        ),
     )
 
     def check(self, config: Mapping[str, Any], sandbox: Sandbox) -> Problems:
