@@ -15,7 +15,7 @@ install_with_uv() {
 }
 
 install_with_pip() {
-  say "installing the pinned requirements with pip (requirements-dev.txt); this takes a minute or two"
+  say "installing the pinned requirements with pip (requirements-dev.txt)"
   .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt >&2
 }
 
