@@ -14,20 +14,19 @@ one() {  # one cold start with installer $1; prints the seconds to the banner an
   git clone -q "$repo" "$dir"
   local started pid
   started=$(date +%s.%N)
-  (cd "$dir" && env UV_CACHE_DIR="$work/uv-cache-$1-$2" PIP_NO_CACHE_DIR=1 WORKFLOW_INSTALLER="$installer" \
+  (cd "$dir" && exec env UV_CACHE_DIR="$work/uv-cache-$1-$2" PIP_NO_CACHE_DIR=1 WORKFLOW_INSTALLER="$installer" \
     WORKFLOW_DATA_DIR="$dir/.data" HTTP_PORT=18680 METRICS_PORT=18695 \
     WORKFLOW_DEV_PG_PORT=15532 WORKFLOW_DEV_REDIS_PORT=16479 bash ./run >"$log" 2>&1) &
   pid=$!
   until grep -q "workflow-engine is running" "$log"; do
-    kill -0 "$pid" 2>/dev/null || { echo "./run failed, see $log" >&2; cat "$log" >&2; exit 1; }
+    kill -0 "$pid" 2>/dev/null || { echo "./run failed; its log's end:" >&2; tail -20 "$log" >&2; exit 1; }
     sleep 0.2
   done
   local total venv
   total=$(echo "$(date +%s.%N) - $started" | bc)
   venv=$(sed -n 's/^==> .venv ready in \([0-9]*\) s$/\1/p' "$log")
   printf '%-4s round %s   to banner %6.1f s   .venv %3s s\n' "$installer" "$2" "$total" "$venv"
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  sleep 2
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true  # ./run stops its node and its servers
 }
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
