@@ -280,9 +280,10 @@ class Client:
         body = self.call("GET", path, params={"limit": limit, "offset": offset})
         return list(body["logs"])
 
-    def outputs(self, execution_id: str) -> list[dict[str, Any]]:
-        """The records each node produced (previews, with row counts), from the execution's detail."""
-        return list(self.get_execution(execution_id).get("outputs") or [])
+    def outputs(self, execution_id: str) -> dict[str, dict[str, Any]]:
+        """The execution detail's ``outputs``: ``{nodeId: {attempt, recordCount, sizeBytes, preview}}``, of
+        each node's latest attempt that produced output (``preview``: its first records)."""
+        return dict(self.get_execution(execution_id).get("outputs") or {})
 
     def _control(
         self, execution_id: str, command: str, body: Any, idempotency_key: str | None
@@ -508,7 +509,7 @@ class Client:
         params = {"event_type": event_type, "workflow_id": workflow_id, "limit": limit, "since_id": since_id}
         return self.call("GET", "/api/v1/events", params=params)
 
-    # -- API tokens (admins; any user for their own) ---------------------------------------------------------
+    # -- API tokens (admins only: other roles get a 403) -----------------------------------------------------
 
     def list_tokens(self) -> list[dict[str, Any]]:
         """``{id, name, username, prefix, createdAt, expiresAt, lastUsedAt}`` per token."""

@@ -71,6 +71,11 @@ def schedules_create(
     emit(ctx, output, created, lambda c: render.fields(c, SCHEDULE_COLUMNS))
 
 
+def show_changed(answer: dict[str, Any]) -> None:
+    """``Schedule paused: sch_a, sch_b`` (a workflow id pauses or resumes each of its schedules)."""
+    out.print(f"{answer.get('message')}: {', '.join(answer.get('scheduleIds') or [])}", highlight=False)
+
+
 @schedules.command("pause")
 def schedules_pause(ctx: typer.Context, schedule_id: str, output: OutputOpt = None) -> None:
     """Pause a schedule (or every schedule of a workflow, given its id)."""
@@ -78,7 +83,7 @@ def schedules_pause(ctx: typer.Context, schedule_id: str, output: OutputOpt = No
         ctx,
         output,
         state(ctx).client().pause_schedule(schedule_id),
-        lambda a: out.print(a.get("message"), a.get("scheduleIds")),
+        show_changed,
     )
 
 
@@ -89,7 +94,7 @@ def schedules_resume(ctx: typer.Context, schedule_id: str, output: OutputOpt = N
         ctx,
         output,
         state(ctx).client().resume_schedule(schedule_id),
-        lambda a: out.print(a.get("message"), a.get("scheduleIds")),
+        show_changed,
     )
 
 
@@ -124,15 +129,17 @@ def schedules_backfill(
     emit(ctx, output, answer, render.fields)
 
 
+MEMBER_COLUMNS = ["nodeId", "role", "host", "pid", "status", "shards", "startedAt", "lastSeen"]
+EVENT_COLUMNS = ["id", "timestamp", "event_type", "severity", "workflow_id"]
+
+
 @cluster.command("status")
 def cluster_status(ctx: typer.Context, output: OutputOpt = None) -> None:
     """Status, leader, term and live members."""
 
     def show(stats: dict[str, Any]) -> None:
         render.fields(stats, ["status", "leader", "term", "members", "sharding"])
-        render.table(
-            stats.get("memberList") or [], ["address", "status", "roles", "shards", "activeExecutions"]
-        )
+        render.table(stats.get("memberList") or [], ["address", "status", "roles", "shards", "entities"])
 
     emit(ctx, output, state(ctx).client().cluster_stats(), show)
 
@@ -148,13 +155,7 @@ def cluster_members(
     body = state(ctx).client().cluster_members(status=status, limit=limit)
 
     def show(value: Any) -> None:
-        rows = value.get("members", []) if isinstance(value, dict) else value
-        columns = [
-            c
-            for c in ("nodeId", "host", "roles", "status", "startedAt", "lastSeen")
-            if any(c in r for r in rows)
-        ]
-        render.table(rows, columns or list(rows[0]) if rows else ["nodeId"])
+        render.table(value["members"], MEMBER_COLUMNS)
 
     emit(ctx, output, body, show)
 
@@ -165,8 +166,7 @@ def cluster_shards(ctx: typer.Context, output: OutputOpt = None) -> None:
     body = state(ctx).client().cluster_shards()
 
     def show(value: Any) -> None:
-        rows = value.get("shards", []) if isinstance(value, dict) else value
-        render.table(rows, ["shardId", "owner", "epoch", "state", "entityCount", "movedReason"])
+        render.table(value["shards"], ["shardId", "owner", "epoch", "state", "entityCount", "movedReason"])
 
     emit(ctx, output, body, show)
 
@@ -188,8 +188,11 @@ def cluster_events(
     )
 
     def show(value: Any) -> None:
-        rows = value.get("events", []) if isinstance(value, dict) else value
-        render.table(rows, ["id", "timestamp", "eventType", "severity", "message"])
+        rows = [  # each type has fields of its own (origin-product.md §7.2): shown together as `details`
+            {**event, "details": {k: v for k, v in event.items() if k not in EVENT_COLUMNS}}
+            for event in value["events"]
+        ]
+        render.table(rows, [*EVENT_COLUMNS, "details"])
 
     emit(ctx, output, body, show)
 

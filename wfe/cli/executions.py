@@ -205,21 +205,14 @@ def logs(ctx: typer.Context, execution_id: str, output: OutputOpt = None) -> Non
 
 @app.command()
 def outputs(ctx: typer.Context, execution_id: str, output: OutputOpt = None) -> None:
-    """The records each node produced (previews and counts)."""
+    """The records each node produced (previews and counts); json: the API's ``{nodeId: output}``."""
     fmt = output_of(ctx, output)
-    rows = state(ctx).client().outputs(execution_id)
+    by_node = state(ctx).client().outputs(execution_id)
     if fmt is Format.json:
-        print_json(rows)
+        print_json(by_node)
     else:
-        render.table(
-            rows,
-            [
-                k
-                for k in ("nodeId", "attempt", "rowCount", "sizeBytes", "preview")
-                if any(k in r for r in rows)
-            ]
-            or ["nodeId"],
-        )
+        rows = [{"nodeId": node_id, **found} for node_id, found in by_node.items()]
+        render.table(rows, ["nodeId", "attempt", "recordCount", "sizeBytes", "preview"])
 
 
 def _control(ctx: typer.Context, output: Format | None, answer: dict[str, Any]) -> None:
