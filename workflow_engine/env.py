@@ -157,3 +157,31 @@ def env_rate(name: str, default: str) -> str | None:
             f"{name}={value!r}: expected a rate such as 600/min (per s, min, hour or day), or off"
         )
     return value
+
+
+# Keys shipped in this repository's examples (deploy/systemd/env.example, deploy/k8s/secret.example.yaml,
+# deploy/docker/docker-compose.yml) and the usual stand-ins: public, so anyone could sign sessions with them.
+PLACEHOLDER_SECRETS = (
+    "change-me-to-a-long-random-string",
+    "dev-only-insecure-key-do-not-use-in-production",  # the dev and test profiles' key (settings.py)
+)
+SECRET_KEY_MIN_LENGTH = 50  # Django's own bar in `check --deploy` (security.W009)
+MAKE_A_SECRET_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(64))'"
+
+
+def check_secret_key(value: str, *, name: str = "SECRET_KEY") -> str:
+    """Refuse a key production must not run with: a placeholder of the examples, one with "change-me" in
+    it, or one too short to be random. The message never echoes the key."""
+    lowered = value.strip().lower()
+    stand_in = any(word in lowered for word in ("change-me", "changeme", "replace-me"))
+    if lowered in PLACEHOLDER_SECRETS or stand_in or lowered.startswith("django-insecure-"):
+        problem = "is a placeholder from the examples"
+    elif len(value) < SECRET_KEY_MIN_LENGTH:
+        problem = f"has {len(value)} characters; production needs at least {SECRET_KEY_MIN_LENGTH}"
+    else:
+        return value
+    raise ImproperlyConfigured(
+        f"{name} {problem} (WORKFLOW_PROFILE=production refuses it). Make a random one with "
+        f"`{MAKE_A_SECRET_KEY}` and set it in {name} or in a file named by {name}_FILE, "
+        "the same on every gateway."
+    )

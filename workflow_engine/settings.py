@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from workflow_engine import tunables
 from workflow_engine.env import (
     check_redis_url,
+    check_secret_key,
     connections_from_env,
     database_from_url,
     env_bool,
@@ -37,6 +38,8 @@ if not SECRET_KEY:
             "SECRET_KEY (or SECRET_KEY_FILE) is required when WORKFLOW_PROFILE=production"
         )
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+if PROFILE == "production":
+    check_secret_key(SECRET_KEY)  # no placeholder of the examples, nothing short (docs/security.md)
 DEBUG = env_bool("DEBUG", False)
 if DEBUG and PROFILE == "production":
     raise ImproperlyConfigured("DEBUG=true is refused when WORKFLOW_PROFILE=production")
@@ -46,12 +49,27 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"] if PROFILE != "production" else 
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Session and CSRF cookies: HttpOnly session, SameSite=Lax; Secure (HTTPS only) in production by default
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PROFILE == "production")
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", SESSION_COOKIE_SECURE)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = False  # the console's script reads it to send X-CSRFToken
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600, low=60, high=90 * 86400)
+# HTTPS (docs/security.md, "HTTPS behind nginx"). TLS ends at nginx, which redirects port 80 to 443; the
+# gateways speak plain HTTP on 8080 to nginx, to probes and to the guide's own `curl localhost:8080/...`, so
+# Django's redirect is off by default (check --deploy's security.W008 is silenced for that reason only) and
+# may be turned on (health checks exempt). HSTS goes out on HTTPS requests only: gunicorn marks a request
+# secure when a FORWARDED_ALLOW_IPS proxy says X-Forwarded-Proto: https.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PROFILE == "production" else 0, low=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PROFILE == "production")
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^health(/|$)"]
+# For a WSGI server other than our gunicorn, behind a proxy that always sets X-Forwarded-Proto: never when
+# clients can reach the gateway directly, since they could then claim HTTPS.
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SILENCED_SYSTEM_CHECKS = [] if SECURE_SSL_REDIRECT else ["security.W008"]
 
 # --- the node -------------------------------------------------------------------------------------------
 ROLE_NAMES = ("coordinator", "worker", "api-gateway")
@@ -92,6 +110,7 @@ INSTALLED_APPS = [
     "apps.schedules",
     "apps.accounts",  # API tokens and sessions: only these settings name it (by dotted path)
     "apps.console",  # the web console under /ui/ (issue 13): a shell and static ES modules
+    "apps.operations",  # backup, restore, workflow export and import (management commands only)
 ]
 
 MIDDLEWARE = [
@@ -289,6 +308,12 @@ WHITENOISE_USE_FINDERS = True  # serve straight from the apps' static folders: n
 # --- logging: JSON lines (docs/operations.md) ------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOG_FORMAT = env_choice("LOG_FORMAT", "json", ("json", "text"))
+# a warning or error repeated (same logger, message and exception type) is written once per window, then
+# one line with its count (workflow_engine/logs.py); 0 writes every one
+LOG_REPEAT_WINDOW = env_int("LOG_REPEAT_WINDOW", 60, low=0, high=3600)
+# gunicorn's access log (one line per request, JSON like the rest); nginx usually logs requests already
+GATEWAY_ACCESS_LOG = env_bool("GATEWAY_ACCESS_LOG", False)
+LOGGING_CONFIG = "workflow_engine.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -296,7 +321,15 @@ LOGGING = {
         "json": {"()": "workflow_engine.logs.JsonFormatter"},
         "text": {"format": "%(asctime)s %(levelname)s [%(name)s] %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "filters": {"chatter": {"()": "workflow_engine.logs.QuietChatter"}},
+    "handlers": {
+        "console": {
+            "()": "workflow_engine.logs.Handler",
+            "repeat_window": LOG_REPEAT_WINDOW,
+            "formatter": LOG_FORMAT,
+            "filters": ["chatter"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

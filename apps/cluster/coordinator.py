@@ -20,6 +20,7 @@ from apps.cluster import events, hooks, membership, metrics
 from apps.cluster.allocation import Lease, Move, loads, orphan_moves, rebalance_moves
 from apps.cluster.leadership import Leadership
 from apps.cluster.models import ClusterMember, LeaseState, MoveReason, ShardLease
+from apps.cluster.startup import ClusterCheck
 from workflow_engine import messaging
 from workflow_engine.tunables import engine_settings
 
@@ -34,13 +35,18 @@ class Coordinator:
     def __init__(self, member_id: str) -> None:
         self.member_id = member_id
         self.leadership = Leadership(member_id)
+        self.check = ClusterCheck("coordinator")
         self.members: set[str] = set()
         self._last_rebalance = time.monotonic()
         self._last_sweep = 0.0
         self._redrive_at: float | None = None
 
     def tick(self) -> bool:
-        """Beat, lead if we can, and do the leader's work. Returns whether this coordinator led."""
+        """Beat, lead if we can, and do the leader's work. Returns whether this coordinator led.
+
+        Raises ``StartRefused`` when this cluster's Redis belongs to another cluster or the number of shards
+        changed (``apps/cluster/startup.py``): before beating, so a refused coordinator never joins."""
+        self.check.verify()
         membership.beat(self.member_id, ["coordinator"])
         if not self.leadership.ensure():
             self.members.clear()
@@ -62,7 +68,7 @@ class Coordinator:
             self._last_rebalance = now
             self.rebalance(live)
         self._sweep(now)
-        metrics.report_cluster(len(live_members), self.leadership.term or 0)
+        metrics.report_cluster({m.member_id for m in live_members}, self.leadership.term or 0)
 
     def _sweep(self, now: float) -> None:
         """The apps' leader work (``hooks``): every tick (a timer fires within a tick of its time), after

@@ -6,6 +6,8 @@ live process wrote wins when the node's exporter merges its processes).
 
 from __future__ import annotations
 
+import collections
+
 from django.db.models import Count
 from prometheus_client import Counter, Gauge
 
@@ -24,19 +26,25 @@ cluster_member_count = Gauge(
     multiprocess_mode="livemostrecent",
 )
 shard_count = Gauge(
-    "shard_count", "Shards by lease state.", ["entity_type", "status"], multiprocess_mode="livemostrecent"
+    "shard_count",
+    'Shards by lease state; "unassigned": no live owner (none, or a worker that left or died).',
+    ["entity_type", "status"],
+    multiprocess_mode="livemostrecent",
 )
 coordinator_term = Gauge(
     "workflow_coordinator_term", "The acting leader's fencing term.", multiprocess_mode="livemostrecent"
 )
 
 
-def report_cluster(live_members: int, term: int) -> None:
-    cluster_member_count.labels("up").set(live_members)
+def report_cluster(live: set[str], term: int) -> None:
+    """``shard_count{status="unassigned"}`` counts every shard without a LIVE owner: a lease still naming a
+    worker that left or died holds no one's work, and the alert on it must fire when the last worker goes."""
+    cluster_member_count.labels("up").set(len(live))
     cluster_member_count.labels("unreachable").set(ClusterMember.objects.filter(state="down").count())
-    by_state = dict(
-        ShardLease.objects.values("state").annotate(n=Count("shard_id")).values_list("state", "n")
-    )
+    by_state: collections.Counter[str] = collections.Counter()
+    rows = ShardLease.objects.order_by().values("owner", "state").annotate(n=Count("shard_id"))
+    for row in rows:  # one row per (owner, state): a few per worker
+        by_state[row["state"] if row["owner"] in live else LeaseState.UNASSIGNED] += row["n"]
     for state in LeaseState.values:
         shard_count.labels("Workflow", state).set(by_state.get(state, 0))
     coordinator_term.set(term)

@@ -52,6 +52,22 @@ class CoordinatorTerm(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
 
+class ClusterIdentity(models.Model):
+    """One row, written by the first migration: this cluster's id.
+
+    Every process reads it at start and claims the Redis it is given for it (``apps/cluster/startup.py``):
+    a node whose Redis already belongs to another cluster refuses to start, since the two would take each
+    other's wake-ups. A backup carries the row, so a restored cluster keeps its id.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    cluster_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.cluster_id
+
+
 class ClusterMember(models.Model):
     """A member process: ``member_id`` is ``<name>:<role>:<incarnation>``, new at every start."""
 

@@ -53,8 +53,47 @@ def leases_of(shard_ids: Iterable[int]) -> dict[int, tuple[str | None, int]]:
 # --- stats, shards, members ---------------------------------------------------------------------------------
 
 
-def cluster_stats(self_address: str, self_roles: list[str]) -> dict[str, Any]:
-    """``GET /api/v1/cluster/stats``: live members (Redis) with the shards and active executions each owns.
+@dataclass(frozen=True)
+class Health:
+    """Whether work can move, and why not: shards count only when a live worker owns them."""
+
+    status: str  # "Up", "Degraded" or "Down"
+    reasons: list[str]
+    live_owned: int  # shards owned by a live member
+
+
+def health(
+    total: int, owners: Mapping[int, str], members: list[membership.Member], leader_id: str | None
+) -> Health:
+    """ "Down": no shard has a live owner, so no execution moves (the last worker left or died, or none has
+    joined); "Degraded": some shards have none, or no coordinator leads (nothing is allocated, failed over,
+    fired or swept); "Up" otherwise. A lease keeps naming a worker that left or died until the leader moves
+    it to a live one, so the owner's liveness decides, not the lease."""
+    live = {m.member_id for m in members}
+    live_owned = sum(1 for owner in owners.values() if owner in live)
+    stale = len(owners) - live_owned
+    unassigned = max(0, total - len(owners))
+    reasons = []
+    if live_owned < total:
+        if not any(m.role == "worker" for m in members):
+            lead = "no live worker"
+        elif live_owned == 0:
+            lead = "no shard has a live owner"
+        else:
+            lead = f"{total - live_owned} of {total} shards have no live owner"
+        detail = [f"{stale} shards owned by members that are not up"] if stale else []
+        detail += [f"{unassigned} shards unassigned"] if unassigned else []
+        reasons.append(f"{lead}: {', '.join(detail)}" if detail else lead)
+    if not leader_id:
+        reasons.append("no coordinator leads: shards are not allocated or failed over, timers do not fire")
+    if live_owned == 0 and total > 0:
+        return Health("Down", reasons, live_owned)
+    return Health("Degraded" if reasons else "Up", reasons, live_owned)
+
+
+def cluster_stats(self_address: str, self_roles: list[str], cluster_id: str | None = None) -> dict[str, Any]:
+    """``GET /api/v1/cluster/stats``: live members (Redis) with the shards and active executions each owns,
+    and whether work can move (``health``).
 
     Three queries whatever the size of the cluster: the owned leases, one ``GROUP BY`` of the active
     executions per shard, and the term.
@@ -68,9 +107,13 @@ def cluster_stats(self_address: str, self_roles: list[str]) -> dict[str, Any]:
     for shard_id, n in active.items():
         if shard_id in owners:
             entities[owners[shard_id]] += n
+    total = engine_settings.number_of_shards
+    state = health(total, owners, members, leader_id)
     return {
         "clusterName": CLUSTER_NAME,
-        "status": "Up" if leader_id else "Degraded",
+        "clusterId": cluster_id,
+        "status": state.status,
+        "reasons": state.reasons,
         "leader": leader_id,
         "term": leadership.current_term()[0],
         "members": len(members),
@@ -89,8 +132,8 @@ def cluster_stats(self_address: str, self_roles: list[str]) -> dict[str, Any]:
             for m in members
         ],
         "sharding": {
-            "totalShards": engine_settings.number_of_shards,
-            "activeShards": len(owners),
+            "totalShards": total,
+            "activeShards": state.live_owned,
             "totalEntities": sum(active.values()),
         },
     }
@@ -239,18 +282,25 @@ class ClusterStatus:
     members: list[membership.Member]
     unreachable: list[str]  # the newest UNREACHABLE_LISTED of them
     unreachable_count: int
+    health: Health
+    total_shards: int
 
 
 def cluster_status(self_name: str, self_roles: list[str]) -> ClusterStatus:
     """Live members from Redis; unreachable members are the rows the leader marked "down"."""
     down = ClusterMember.objects.filter(state="down")
+    leader_id = leader()
+    members = sorted(membership.live_members(), key=lambda m: m.member_id)
+    total = engine_settings.number_of_shards
     return ClusterStatus(
         self_name=self_name,
         self_roles=self_roles,
-        leader=leader(),
-        members=sorted(membership.live_members(), key=lambda m: m.member_id),
+        leader=leader_id,
+        members=members,
         unreachable=list(
             down.order_by("-last_seen").values_list("member_id", flat=True)[:UNREACHABLE_LISTED]
         ),
         unreachable_count=down.count(),
+        health=health(total, _owners(), members, leader_id),
+        total_shards=total,
     )

@@ -27,10 +27,15 @@ from prometheus_client import multiprocess
 from apps.cluster import hooks, membership
 from apps.cluster.identity import adopt, current, new_member_id
 from apps.cluster.models import ShardLease
+from apps.cluster.startup import ClusterCheck, StartRefused, refused
 from workflow_engine import messaging, redis_client
 from workflow_engine.tunables import engine_settings
 
 logger = logging.getLogger(__name__)
+
+# the main process's checks (its Redis belongs to its cluster, the shard count is the cluster's): at
+# ``worker_init``, before the pool forks and anything is consumed, then at every heartbeat
+_check = ClusterCheck("worker")
 
 
 class ShardConsumer(bootsteps.StartStopStep):
@@ -42,6 +47,7 @@ class ShardConsumer(bootsteps.StartStopStep):
         self.reported: dict[int, int] = {}  # shard -> epoch whose failover we reported
         self.last_beat = time.monotonic()
         self.fenced = False
+        self.refusal: StartRefused | None = None
         self.nudged = threading.Event()
         self._timers: list[Any] = []
 
@@ -75,11 +81,18 @@ class ShardConsumer(bootsteps.StartStopStep):
             # a connection broken by a partition must be replaced here: a fenced worker does not reconcile,
             # which is the only other place this thread would drop it
             close_old_connections()
+            _check.verify()
             membership.beat(self.member_id or "", ["worker"])
             self.last_beat = time.monotonic()
             if self.fenced:
                 logger.warning("liveness restored; resuming", extra={"node_id": self.member_id})
                 self.fenced = False
+        except StartRefused as exc:
+            # our Redis now belongs to another cluster (it was wiped and claimed): stop beating, so that
+            # we fence ourselves and our leader moves our shards; said once, it is not going to change
+            if self.refusal is None:
+                logger.critical(str(exc), extra={"node_id": self.member_id, "error": exc.code})
+            self.refusal = exc
         except Exception:
             logger.warning("heartbeat failed", exc_info=True, extra={"node_id": self.member_id})
         if not self.fenced and time.monotonic() - self.last_beat > engine_settings.liveness_ttl * 0.75:
@@ -173,7 +186,16 @@ class ShardConsumer(bootsteps.StartStopStep):
 
 
 def _adopt_identity(**kwargs: Any) -> None:
-    """In the main process, before the pool forks: children inherit the member id."""
+    """In the main process, before the pool forks: children inherit the member id. A worker whose Redis
+    belongs to another cluster, or whose shard count is not the cluster's, exits here (``EXIT_CONFIG``):
+    Celery's signal catches exceptions, not ``SystemExit``."""
+    try:
+        _check.verify()
+    except StartRefused as exc:
+        raise refused(exc, "worker") from None
+    except Exception:
+        # PostgreSQL or Redis not reachable yet: checked again at every heartbeat, before the first beat
+        logger.warning("could not check the cluster at start; checking at the first heartbeat", exc_info=True)
     if current() is None:
         adopt(new_member_id("worker"))
 

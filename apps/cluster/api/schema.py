@@ -23,21 +23,40 @@ class MemberSerializer(s.Serializer):
 
 
 class ShardingSummarySerializer(s.Serializer):
-    totalShards = s.IntegerField()
-    activeShards = s.IntegerField(help_text="Shards with an owner.")
+    totalShards = s.IntegerField(help_text="WORKFLOW_NUMBER_OF_SHARDS, fixed for the cluster's life.")
+    activeShards = s.IntegerField(
+        help_text="Shards owned by a live worker. A shard whose lease still names a worker that left or "
+        "died is not active: its executions do not move until the leader gives it to a live worker."
+    )
     totalEntities = s.IntegerField(help_text="Active (pending or running) executions.")
 
 
 class ClusterStatsSerializer(s.Serializer):
     clusterName = s.CharField()
-    status = s.ChoiceField(choices=["Up", "Degraded"], help_text='"Degraded" when no coordinator leads.')
+    clusterId = s.CharField(
+        allow_null=True,
+        help_text="This cluster's id, made by its database's first migration; its Redis is claimed for it.",
+    )
+    status = s.ChoiceField(
+        choices=["Up", "Degraded", "Down"],
+        help_text='"Down": no shard has a live owner, so no execution moves (the last worker left or died, '
+        'or none joined). "Degraded": some shards have no live owner, or no coordinator leads. "Up": '
+        "every shard has a live owner and a coordinator leads.",
+    )
+    reasons = s.ListField(
+        child=s.CharField(),
+        help_text='Why the status is not "Up", one sentence each; empty when it is.',
+    )
     leader = s.CharField(allow_null=True, help_text="The leading coordinator's member id.")
     term = s.IntegerField(help_text="The leader's fencing term.")
-    members = s.IntegerField(help_text="Live member processes.")
+    members = s.IntegerField(
+        help_text="The NUMBER of live member processes (workers and coordinators), as the deployment "
+        "guide shows it; the members themselves are in memberList."
+    )
     nodeCount = s.IntegerField(help_text="Distinct node names among the live members.")
     selfAddress = s.CharField()
     selfRoles = s.ListField(child=s.CharField())
-    memberList = MemberSerializer(many=True)
+    memberList = MemberSerializer(many=True, help_text="The live member processes, one item each.")
     sharding = ShardingSummarySerializer()
 
 

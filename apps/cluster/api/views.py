@@ -17,7 +17,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.cluster import queries
+from apps.cluster import queries, startup
 from apps.cluster.api import serializers as inp
 from apps.cluster.api.schema import (
     ClusterEventsSerializer,
@@ -35,15 +35,20 @@ from workflow_engine.errors import NotFound
 
 @extend_schema(tags=["cluster"])
 class ClusterStatsView(ApiView):
-    """Live members from Redis with the shards and active executions each owns; the leader holds the
-    coordinator lease, and the cluster is "Degraded" while none does."""
+    """Live members from Redis with the shards and active executions each owns, and whether work can move:
+    "Down" while no shard has a live owner (the last worker left or died), "Degraded" while some shard has
+    none or no coordinator leads, each with its reason in ``reasons``."""
 
     @extend_schema(
         summary="Cluster members, leader and sharding summary",
         responses={200: ClusterStatsSerializer, **errors(401, 503)},
     )
     def get(self, request: Request) -> Response:
-        return Response(queries.cluster_stats(settings.WORKFLOW_NODE_NAME, list(settings.WORKFLOW_ROLES)))
+        return Response(
+            queries.cluster_stats(
+                settings.WORKFLOW_NODE_NAME, list(settings.WORKFLOW_ROLES), startup.known_cluster_id()
+            )
+        )
 
 
 @extend_schema(tags=["cluster"])
@@ -163,6 +168,10 @@ def status_text(status: queries.ClusterStatus) -> str:
     ]
     if status.unreachable_count > len(status.unreachable):
         lines.append(f"  ... and {status.unreachable_count - len(status.unreachable)} more")
+    # after the original's lines, which scripts may read by position
+    lines.append(f"Status: {status.health.status}")
+    lines += [f"  - {reason}" for reason in status.health.reasons]
+    lines.append(f"Shards: {status.health.live_owned} of {status.total_shards} with a live owner")
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ from django.db import close_old_connections
 
 from apps.cluster import identity, membership
 from apps.cluster.coordinator import Coordinator
+from apps.cluster.startup import StartRefused, refused
 from workflow_engine.tunables import engine_settings
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         member_id = identity.new_member_id("coordinator")
         identity.adopt(member_id)
         self.stopping = False
+        self.refusal: StartRefused | None = None
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         coordinator = Coordinator(member_id)
@@ -41,12 +43,19 @@ class Command(BaseCommand):
         logger.info("coordinator started", extra={"node_id": member_id})
         while not self.stopping:
             self._tick(coordinator)
-            time.sleep(tick)
+            if not self.stopping:
+                time.sleep(tick)
         self._leave(coordinator)
+        if self.refusal is not None:
+            raise refused(self.refusal, "coordinator")
 
     def _tick(self, coordinator: Coordinator) -> None:
         try:
             coordinator.tick()
+        except StartRefused as exc:
+            # a configuration error: exit (EXIT_CONFIG) rather than retry, naming what to change
+            self.refusal = exc
+            self.stopping = True
         except Exception:
             # PostgreSQL or Redis unreachable: keep trying; leadership lapses by itself if it lasts
             logger.warning("coordinator round failed", exc_info=True)
