@@ -79,6 +79,16 @@ class _Seen:
     count: int = 0  # repeats held back since
 
 
+# Loggers whose every record is written: each is an event someone counts (``never_limit``).
+_UNLIMITED: set[str] = set()
+
+
+def never_limit(logger_name: str) -> None:
+    """Exempt a logger from the repeat limit: its records are events, each of which matters (the cluster
+    events: a failover of 100 executions is 100 ``workflow_failover`` lines, as the guide's grep expects)."""
+    _UNLIMITED.add(logger_name)
+
+
 class RepeatLimiter:
     """Decides which warnings and errors to write: the first of a kind in each window, then a summary.
 
@@ -100,7 +110,7 @@ class RepeatLimiter:
         """Whether to write ``record``, and the summaries of kinds whose window has ended, to write first."""
         with self.lock:
             summaries = self._ended(now)
-            if record.levelno < logging.WARNING or self.window <= 0:
+            if record.levelno < logging.WARNING or self.window <= 0 or record.name in _UNLIMITED:
                 return True, summaries
             kind = self.kind(record)
             seen = self.seen.get(kind)

@@ -10,7 +10,7 @@ import sys
 import traceback
 from datetime import UTC, datetime
 
-from workflow_engine.logs import Handler, JsonFormatter, LineWriter, QuietChatter, RepeatLimiter
+from workflow_engine.logs import Handler, JsonFormatter, LineWriter, QuietChatter, RepeatLimiter, never_limit
 
 
 def record(
@@ -146,3 +146,14 @@ def test_a_printed_traceback_becomes_one_record_whatever_the_fragments_written()
     assert messages[1].startswith("Traceback") and messages[1].endswith(
         "ValueError: invalid literal for int() with base 10: 'x'"
     )
+
+
+def test_an_exempt_logger_writes_every_warning_however_many_repeat() -> None:
+    limiter = RepeatLimiter(window=60)
+    never_limit("tests.every-event")
+    record = logging.LogRecord(
+        "tests.every-event", logging.WARNING, __file__, 1, "CLUSTER_EVENT: %s", ("x",), None
+    )
+    assert all(limiter.admit(record, now=float(i))[0] for i in range(5))
+    other = logging.LogRecord("tests.limited", logging.WARNING, __file__, 1, "round failed", (), None)
+    assert [limiter.admit(other, now=float(i))[0] for i in range(3)] == [True, False, False]
