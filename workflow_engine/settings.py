@@ -26,6 +26,7 @@ from workflow_engine.env import (
     env_rate,
     env_secret,
     env_str,
+    parse_sentinel_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -189,9 +190,11 @@ DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = check_redis_url(env_secret("REDIS_URL") or "redis://127.0.0.1:63790/0")
+# sentinel://host1:26379,host2:26379/db?service_name=mymaster: every client asks the sentinels for the master
+REDIS_SENTINEL = parse_sentinel_url(REDIS_URL) if REDIS_URL.startswith("sentinel://") else None
 
 # --- Celery: messages are wake-up hints; PostgreSQL holds the truth (ARCHITECTURE.md §2) -----------------
-CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_URL = REDIS_SENTINEL.kombu_url() if REDIS_SENTINEL else REDIS_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
     "socket_timeout": 10,
@@ -206,6 +209,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # one Redis list per queue: no priority emulation (four lists per queue by default, so a worker
     # consuming 100 shard queues would BRPOP on 400 keys)
     "priority_steps": [0],
+    **(REDIS_SENTINEL.kombu_options() if REDIS_SENTINEL else {}),
 }
 CELERY_TASK_IGNORE_RESULT = True
 # Celery's Django fix-up closes every database connection after each task unless this is set; reusing them
@@ -280,9 +284,13 @@ CACHES = {
     # rate-limit counters, shared by every gateway; short timeouts, since the limits fail open without Redis
     "throttle": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": [REDIS_URL],  # a list: Django splits a string at the commas of a sentinel URL
         "KEY_PREFIX": env_str("REDIS_KEY_PREFIX", "wfe:") + "throttle",
-        "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
+        "OPTIONS": {
+            "socket_timeout": 1,
+            "socket_connect_timeout": 1,
+            **({"pool_class": "workflow_engine.redis_client.SentinelPool"} if REDIS_SENTINEL else {}),
+        },
     },
 }
 SPECTACULAR_SETTINGS = {

@@ -187,6 +187,12 @@ class EngineSettings:
         "`workflow_sweeper_stuck_total`) instead of hinted again.",
         low=1,
     )
+    invariant_timer_overdue: float = duration(
+        "60s",
+        "How late an unfired timer may be before the invariant checker (`check_invariants`, "
+        "`GET /api/v1/cluster/invariants`) reports it as `timer_overdue`.",
+        low=1,
+    )
     # No shared folder (/tmp) in any profile: the engine's own data must never be inside a root.
     # (RUF009: the call returns a dataclasses.field without a default, so no list is shared)
     file_roots: list[Path] = paths(  # noqa: RUF009

@@ -83,3 +83,14 @@ stuck_executions = Gauge(
     "Non-terminal executions the last sweep had to re-drive.",
     multiprocess_mode="livemostrecent",
 )
+# --- the invariant checker (services/invariants.py): set by its last scan, whichever process ran it
+workflow_invariant_violations = Gauge(
+    "workflow_invariant_violations",
+    "Findings of the last invariant check, by kind (no_way_forward, shard_unowned, timer_overdue, "
+    "journal_gap, epoch_regression).",
+    ["kind"],
+    multiprocess_mode="mostrecent",
+)
+workflow_invariant_repairs_total = Counter(
+    "workflow_invariant_repairs_total", "Findings the invariant checker repaired, by kind.", ["kind"]
+)

@@ -38,6 +38,7 @@ from devservices import PostgresServer, RedisServer
 from tests.conftest import process_env
 from tests.harness import TEST_TUNABLES, Api, Cluster, Proc, free_port, migrate_with_token, wait_for
 from tests.integration.test_executions import step, workflow
+from workflow_engine import redis_client
 
 
 def tunable_seconds(name: str) -> float:
@@ -224,7 +225,8 @@ class Scenario:
     @property
     def redis(self) -> redis.Redis:
         if self._redis is None:
-            self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
+            # the engine's factory: REDIS_URL may be a sentinel:// URL (tests/cluster/test_redis_sentinel.py)
+            self._redis = redis_client.connect(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
         return self._redis
 
     def node_id(self, name: str) -> str:

@@ -291,6 +291,8 @@ def walk(client: RecordingApi, uid: str, tmp_path: Path) -> None:
     client.ok("DELETE", f"/api/v1/workflows/{unused}")
     sign_in_and_out(client, uid)
     api_tokens(client, uid)
+    client.ok("GET", "/api/v1/cluster/invariants?limit=100")  # the invariant checker (test_invariants.py)
+    client.ok("POST", "/api/v1/cluster/invariants/repair?limit=100")
 
 
 def test_every_operation_in_the_schema_answers_a_real_request_within_its_description(

@@ -90,6 +90,9 @@ ROUTES: dict[tuple[str, str], frozenset[str]] = {
     ("events-workflow", "GET"): ALL,
     ("events-type", "GET"): ALL,
     ("monitoring-cluster-status", "GET"): ALL,
+    # the invariant checker: admins only (it reads the whole store; its repair hints any execution)
+    ("cluster-invariants", "GET"): ADMINS,
+    ("cluster-invariants-repair", "POST"): ADMINS,
     # API tokens: admins only, reads too (a token list says who can call the API)
     ("auth-tokens", "GET"): ADMINS,
     ("auth-tokens", "POST"): ADMINS,

@@ -17,6 +17,9 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connections
 
+from workflow_engine import redis_client
+from workflow_engine.env import database_hosts
+
 CONNECT_TIMEOUT = 5  # seconds: a server that takes longer to accept a connection is not ready for a node
 
 
@@ -66,7 +69,7 @@ def describe(pid: int) -> str:
 def check_database() -> None:
     """Raise unless PostgreSQL at ``DATABASE_URL`` accepts a connection (``DATABASE_CONNECT_TIMEOUT``)."""
     db = settings.DATABASES["default"]
-    where = f"{db.get('HOST') or 'localhost'}:{db.get('PORT') or 5432}"
+    where = database_hosts(db)  # every host of a multi-host DATABASE_URL
     connection = connections["default"]
     try:
         connection.ensure_connection()
@@ -83,9 +86,9 @@ def check_redis() -> None:
     """Raise unless Redis at ``REDIS_URL`` answers a PING."""
     parts = urlsplit(settings.REDIS_URL)
     where = parts.path if parts.scheme == "unix" else f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
-    client = redis.Redis.from_url(
-        settings.REDIS_URL, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT
-    )
+    if parts.scheme == "sentinel":  # several sentinels, then the master they name
+        where = redis_client.safe_url()
+    client = redis_client.connect(socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT)
     try:
         client.ping()
     except redis.RedisError as exc:

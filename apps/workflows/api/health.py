@@ -14,7 +14,6 @@ from functools import lru_cache
 from typing import Any
 
 import redis
-from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -28,6 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.workflows.api.schema import HealthSerializer, LiveSerializer
+from workflow_engine import redis_client
 
 REDIS_TIMEOUT = 1.0
 _MAX_ERROR = 300
@@ -38,8 +38,7 @@ Check = dict[str, Any]
 @lru_cache(maxsize=1)
 def _redis(pid: int) -> redis.Redis:
     """A client for the probe only: 1 s timeouts and no retries, so a down Redis fails the probe fast."""
-    return redis.Redis.from_url(
-        settings.REDIS_URL,
+    return redis_client.connect(
         socket_timeout=REDIS_TIMEOUT,
         socket_connect_timeout=REDIS_TIMEOUT,
         retry=Retry(NoBackoff(), 0),

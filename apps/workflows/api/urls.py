@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from django.urls import path
 
-from apps.workflows.api import control, execute_es, executions, history, placement, streams, versions, views
+from apps.workflows.api import (
+    control,
+    execute_es,
+    executions,
+    history,
+    invariants,
+    placement,
+    streams,
+    versions,
+    views,
+)
 
 urlpatterns = [
     path("v1/workflows/node-types", views.NodeTypesView.as_view(), name="node-types"),
@@ -81,6 +91,12 @@ urlpatterns = [
         "v1/cluster/workflow/<str:workflow_id>/location",
         placement.WorkflowLocationView.as_view(),
         name="cluster-workflow-location",
+    ),
+    path("v1/cluster/invariants", invariants.InvariantsView.as_view(), name="cluster-invariants"),
+    path(
+        "v1/cluster/invariants/repair",
+        invariants.InvariantsRepairView.as_view(),
+        name="cluster-invariants-repair",
     ),
     path(
         "v1/executions/<str:execution_id>/location",

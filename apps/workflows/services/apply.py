@@ -74,11 +74,14 @@ def apply_shard(shard_id: int) -> None:
     slow, queued = doorbell.split_slow(doorbell.answer(shard_id))
     for execution_id in slow:
         dispatch.apply_alone(execution_id, shard_id)
-    if len(queued) <= 1:
-        if queued:
-            apply_execution(queued[0])
+    if not queued:
         return
     try:
+        if len(queued) == 1:
+            # a lone execution, too: a lost connection (a PostgreSQL failover) must not consume its wake-up,
+            # or the retried message finds the doorbell empty and the execution waits for the sweeper
+            apply_execution(queued[0])
+            return
         with transaction.atomic():
             rest = _apply_batch(shard_id, queued)
     except BaseException:
