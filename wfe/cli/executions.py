@@ -238,36 +238,24 @@ def cancel(
     )
 
 
-@app.command()
-def pause(
-    ctx: typer.Context, execution_id: str, idempotency_key: KeyOpt = None, output: OutputOpt = None
-) -> None:
-    """Pause a running execution: no new node starts."""
-    _control(ctx, output, state(ctx).client().pause(execution_id, idempotency_key=idempotency_key))
+def _plain_control(name: str, summary: str) -> None:
+    """A control command that takes the execution id and nothing else: ``pause``, ``resume``, ``retry``,
+    ``rerun``, each calling the client's method of that name."""
+
+    def command(
+        ctx: typer.Context, execution_id: str, idempotency_key: KeyOpt = None, output: OutputOpt = None
+    ) -> None:
+        send = getattr(state(ctx).client(), name)
+        _control(ctx, output, send(execution_id, idempotency_key=idempotency_key))
+
+    command.__doc__ = summary
+    app.command(name)(command)
 
 
-@app.command()
-def resume(
-    ctx: typer.Context, execution_id: str, idempotency_key: KeyOpt = None, output: OutputOpt = None
-) -> None:
-    """Resume a paused execution."""
-    _control(ctx, output, state(ctx).client().resume(execution_id, idempotency_key=idempotency_key))
-
-
-@app.command()
-def retry(
-    ctx: typer.Context, execution_id: str, idempotency_key: KeyOpt = None, output: OutputOpt = None
-) -> None:
-    """Retry a failed execution from its failed nodes."""
-    _control(ctx, output, state(ctx).client().retry(execution_id, idempotency_key=idempotency_key))
-
-
-@app.command()
-def rerun(
-    ctx: typer.Context, execution_id: str, idempotency_key: KeyOpt = None, output: OutputOpt = None
-) -> None:
-    """Start a new execution of the same version."""
-    _control(ctx, output, state(ctx).client().rerun(execution_id, idempotency_key=idempotency_key))
+_plain_control("pause", "Pause a running execution: no new node starts.")
+_plain_control("resume", "Resume a paused execution.")
+_plain_control("retry", "Retry a failed execution from its failed nodes.")
+_plain_control("rerun", "Start a new execution of the same version.")
 
 
 @app.command()
