@@ -11,6 +11,7 @@ This module knows files, not databases: ``backup.py`` fills and loads it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -126,7 +127,11 @@ class Spool:
     def write(self, path: Path, manifest: Manifest) -> None:
         """Write the file next to ``path`` and rename it into place: a failed backup leaves no half file."""
         partial = path.with_name(path.name + ".partial")
-        with tarfile.open(partial, "w:gz") as tar:
+        # 0600 from the first byte: the file holds password and token hashes (docs/security.md)
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        private = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(private, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             _add(tar, MANIFEST, io.BytesIO(manifest.to_json()), None)
             for entry in manifest.tables:
                 _add(tar, entry.member, None, self.directory / f"{entry.name}.copy")

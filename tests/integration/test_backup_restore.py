@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import tarfile
@@ -115,6 +116,7 @@ def test_a_backup_restores_every_row_and_prints_the_counts_of_its_manifest(
     source: tuple[str, Path], databases: Callable[..., str]
 ) -> None:
     url, path = source
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # password and token hashes: the owner's only
     manifest = archive.read_manifest(path)
     assert manifest.format_version == archive.FORMAT_VERSION
     assert ("workflows", "0001_initial") in manifest.migrations
