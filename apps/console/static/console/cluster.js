@@ -4,8 +4,8 @@
 // /cluster/members (liveness of every member, up/down/left), /cluster/shards (leases) and /events, and
 // refreshes every 2 s in place until the page is left.
 //
-// The warning is computed here from the members' liveness and the shards' owners, not from the stats'
-// "status" or "activeShards" (which count a shard owned by a member that is gone as active).
+// The warning names the owners: it is worked out from the members' liveness and the shards' owners, the same
+// rule by which the stats say "Down" or "Degraded" with their reasons (apps/cluster), at a finer grain.
 
 import { get, query } from "./api.js";
 import { h } from "./dom.js";
