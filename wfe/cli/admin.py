@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from wfe.cli import render
-from wfe.cli.context import Format, out, output_of, print_json, state
+from wfe.cli.context import emit, out, state
 from wfe.cli.options import OutputOpt
 
 Str = Optional[str]  # noqa: UP045 - Typer reads annotations at run time
@@ -17,13 +17,6 @@ schedules = typer.Typer(
 )
 cluster = typer.Typer(help="The cluster: status, members, shards, events.", no_args_is_help=True)
 tokens = typer.Typer(help="API tokens (admins; shown once when created).", no_args_is_help=True)
-
-
-def emit(ctx: typer.Context, output: Any, value: Any, show: Any) -> None:
-    if output_of(ctx, output) is Format.json:
-        print_json(value)
-    else:
-        show(value)
 
 
 SCHEDULE_COLUMNS = ["id", "workflowId", "scheduleType", "interval", "cronExpression", "state", "nextFireAt"]

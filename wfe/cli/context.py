@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NoReturn
@@ -112,6 +113,14 @@ def print_json(value: Any) -> None:
     """Machine output: the API's objects, indented, keys as the API wrote them."""
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def emit(ctx: typer.Context, option: Format | None, value: Any, show: Callable[[Any], None]) -> None:
+    """Every command's output: ``value`` as JSON with ``--output json``, else ``show(value)`` for people."""
+    if output_of(ctx, option) is Format.json:
+        print_json(value)
+    else:
+        show(value)
 
 
 def env_flag(name: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from wfe.cli import exits, live, render
-from wfe.cli.context import Format, fail, out, output_of, print_json, state
+from wfe.cli.context import Format, emit, fail, out, output_of, print_json, state
 from wfe.cli.options import OutputOpt, TimeoutOpt
 from wfe.client import Client
 
@@ -166,12 +166,7 @@ def show_execution(execution: dict[str, Any]) -> None:
 @app.command()
 def show(ctx: typer.Context, execution_id: str, output: OutputOpt = None) -> None:
     """An execution: status, nodes (per attempt), error."""
-    fmt = output_of(ctx, output)
-    execution = state(ctx).client().get_execution(execution_id)
-    if fmt is Format.json:
-        print_json(execution)
-    else:
-        show_execution(execution)
+    emit(ctx, output, state(ctx).client().get_execution(execution_id), show_execution)
 
 
 @app.command()
@@ -183,45 +178,40 @@ def events(
     output: OutputOpt = None,
 ) -> None:
     """The execution's journal, by seq."""
-    fmt = output_of(ctx, output)
     rows = state(ctx).client().events(execution_id, after=after, limit=limit)
-    if fmt is Format.json:
-        print_json(rows)
-    else:
-        render.table(rows, ["seq", "type", "timestamp", "payload"])
+    emit(ctx, output, rows, lambda rows: render.table(rows, ["seq", "type", "timestamp", "payload"]))
 
 
 @app.command()
 def logs(ctx: typer.Context, execution_id: str, output: OutputOpt = None) -> None:
     """The execution's log lines."""
-    fmt = output_of(ctx, output)
-    lines = state(ctx).client().logs(execution_id)
-    if fmt is Format.json:
-        print_json(lines)
-    else:
-        for line in lines:
-            out.print(line, markup=False, highlight=False)
+    emit(ctx, output, state(ctx).client().logs(execution_id), _print_lines)
+
+
+def _print_lines(lines: list[Any]) -> None:
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
+
+
+def _outputs_table(by_node: dict[str, Any]) -> None:
+    rows = [{"nodeId": node_id, **found} for node_id, found in by_node.items()]
+    render.table(rows, ["nodeId", "attempt", "recordCount", "sizeBytes", "preview"])
 
 
 @app.command()
 def outputs(ctx: typer.Context, execution_id: str, output: OutputOpt = None) -> None:
     """The records each node produced (previews and counts); json: the API's ``{nodeId: output}``."""
-    fmt = output_of(ctx, output)
-    by_node = state(ctx).client().outputs(execution_id)
-    if fmt is Format.json:
-        print_json(by_node)
-    else:
-        rows = [{"nodeId": node_id, **found} for node_id, found in by_node.items()]
-        render.table(rows, ["nodeId", "attempt", "recordCount", "sizeBytes", "preview"])
+    emit(ctx, output, state(ctx).client().outputs(execution_id), _outputs_table)
 
 
 def _control(ctx: typer.Context, output: Format | None, answer: dict[str, Any]) -> None:
-    if output_of(ctx, output) is Format.json:
-        print_json(answer)
-    else:
-        out.print(answer.get("message") or answer, highlight=False)
-        if answer.get("executionId"):
-            out.print(f"execution {answer['executionId']}: {answer.get('status')}", highlight=False)
+    emit(ctx, output, answer, _print_accepted)
+
+
+def _print_accepted(answer: dict[str, Any]) -> None:
+    out.print(answer.get("message") or answer, highlight=False)
+    if answer.get("executionId"):
+        out.print(f"execution {answer['executionId']}: {answer.get('status')}", highlight=False)
 
 
 @app.command()

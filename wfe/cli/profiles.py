@@ -8,7 +8,7 @@ import typer
 
 from wfe import config
 from wfe.cli import exits, render
-from wfe.cli.context import Format, fail, out, output_of, print_json
+from wfe.cli.context import emit, fail, out
 from wfe.cli.options import OutputOpt
 
 app = typer.Typer(
@@ -58,10 +58,12 @@ def list_(ctx: typer.Context, output: OutputOpt = None) -> None:
         }
         for name, p in sorted(data.get("profiles", {}).items())
     ]
-    if output_of(ctx, output) is Format.json:
-        print_json(rows)
-    else:
-        render.table(rows, ["name", "url", "token", "default"], title=str(config.config_path()))
+    emit(
+        ctx,
+        output,
+        rows,
+        lambda rows: render.table(rows, ["name", "url", "token", "default"], title=str(config.config_path())),
+    )
 
 
 @app.command()
