@@ -17,9 +17,10 @@ from celery import Celery, signals
 from celery.apps import worker as celery_worker
 from django.conf import settings
 
-from workflow_engine import logs
+from workflow_engine import broker, logs
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_engine.settings")
+broker.install()  # before the app makes its first broker connection
 
 app = Celery("workflow_engine")
 app.config_from_object("django.conf:settings", namespace="CELERY")
