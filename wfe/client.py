@@ -18,10 +18,16 @@ from urllib.parse import quote
 import requests
 
 from wfe import __version__, validate
-from wfe.errors import ApiError, ConflictError, ConnectionFailed, NotFoundError, WaitTimeout, error_class
+from wfe.errors import (
+    ApiError,
+    ConflictError,
+    ConnectionFailed,
+    NotFoundError,
+    WaitTimeout,
+    error_class,
+)
 from wfe.sse import SseEvent, SseParser, parse_stream
 
-ENDED = frozenset({"completed", "failed", "cancelled"})
 STREAM_READ_TIMEOUT = 45.0  # seconds without a byte: the server sends a keep-alive every 5 s
 POLL_WAIT = 25.0  # seconds a long poll waits for news
 _NO_BODY = object()
@@ -423,12 +429,7 @@ class Client:
             if message.event == "end":
                 break
         execution = self.get_execution(execution_id)
-        if execution["status"] not in ENDED:
-            raise WaitTimeout(
-                f"execution {execution_id} is still {execution['status']} after {timeout} s",
-                server=self.url,
-                execution=execution,
-            )
+        WaitTimeout.unless_ended(execution_id, execution, timeout, server=self.url)
         return execution
 
     # -- schedules -------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+ENDED = frozenset({"completed", "failed", "cancelled"})  # the statuses an execution does not leave
+
 
 class WfeError(Exception):
     """Something the client could not do; ``server`` is the base URL it used."""
@@ -29,6 +31,19 @@ class WaitTimeout(WfeError):
     def __init__(self, message: str, *, server: str = "", execution: dict[str, Any] | None = None) -> None:
         super().__init__(message, server=server)
         self.execution = execution or {}
+
+    @classmethod
+    def unless_ended(
+        cls, execution_id: str, execution: dict[str, Any], timeout: float | None, *, server: str
+    ) -> None:
+        """Raise when ``execution``, as last fetched after waiting ``timeout`` seconds, has not ended."""
+        if execution["status"] in ENDED:
+            return
+        raise cls(
+            f"execution {execution_id} is still {execution['status']} after {timeout} s",
+            server=server,
+            execution=execution,
+        )
 
 
 class ApiError(WfeError):

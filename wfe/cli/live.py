@@ -14,8 +14,8 @@ from rich.table import Table
 
 from wfe.cli import render
 from wfe.cli.context import out
-from wfe.client import ENDED, Client
-from wfe.errors import WaitTimeout
+from wfe.client import Client
+from wfe.errors import ENDED, WaitTimeout
 
 REFRESH = 0.25  # seconds between two fetches of the execution while events arrive
 # Events after which the execution may stay quiet for long (a wait, a pause): drawn at once, so that the
@@ -95,10 +95,5 @@ def watch(client: Client, execution_id: str, *, timeout: float | None = None) ->
                     break
         execution = client.get_execution(execution_id)
         live.update(view(execution, order, progress, task))
-    if execution["status"] not in ENDED:
-        raise WaitTimeout(
-            f"execution {execution_id} is still {execution['status']} after {timeout} s",
-            server=client.url,
-            execution=execution,
-        )
+    WaitTimeout.unless_ended(execution_id, execution, timeout, server=client.url)
     return execution
