@@ -98,7 +98,9 @@ def test_the_cluster_page_shows_a_stopped_worker_down_its_shards_handed_over_the
 
         s.proc("w1").stop()  # SIGTERM, the last worker: nothing is left to take the shards
         expect(member_row(page, w1)[0]).to_have_text("left", timeout=FAILOVER)
-        expect(warning).to_contain_text("No live worker owns the shards", timeout=FAILOVER)
+        expect(warning).to_contain_text("Cluster Down: no live worker", timeout=FAILOVER)
+        expect(warning).to_contain_text("No execution moves on until a live worker owns the shards")
+        expect(warning).to_contain_text(f"Shards: 100 owned by {w1} (left).")
         expect(warning).to_have_attribute("role", "alert")
         screenshot(page, "cluster-no-worker")
         assert still_the_same_document(page), "the page reloaded instead of refreshing in place"

@@ -4,8 +4,8 @@
 // /cluster/members (liveness of every member, up/down/left), /cluster/shards (leases) and /events, and
 // refreshes every 2 s in place until the page is left.
 //
-// The warning names the owners: it is worked out from the members' liveness and the shards' owners, the same
-// rule by which the stats say "Down" or "Degraded" with their reasons (apps/cluster), at a finer grain.
+// The warning is the stats' status ("Down" or "Degraded") with their reasons, then the owners concerned, read
+// from the members' liveness and the shards' owners.
 
 import { get, query } from "./api.js";
 import { h } from "./dom.js";
@@ -26,10 +26,11 @@ export function orphaned(shards, statusOf) {
   return shards.filter((shard) => !shard.owner || statusOf.get(shard.owner) !== "up");
 }
 
-/** The plain words of the warning, or "" when every shard has a live owner. */
-export function warningText(shards, members) {
+/** The plain words of the warning, "" when the cluster is Up: the status and reasons of GET /cluster/stats
+ * (the API alone decides Up, Degraded and Down), then the owners of the shards without a live owner. */
+export function warningText(stats, shards, members) {
+  if (stats.status === "Up") return "";
   const statusOf = new Map(members.map((member) => [member.nodeId, member.status]));
-  const liveWorkers = members.filter((member) => member.role === "worker" && member.status === "up");
   const lost = orphaned(shards, statusOf);
   const unassigned = lost.filter((shard) => !shard.owner).length;
   const deadOwners = [...new Set(lost.filter((shard) => shard.owner).map((shard) => shard.owner))];
@@ -37,16 +38,10 @@ export function warningText(shards, members) {
     deadOwners.length ? `${lost.length - unassigned} owned by ${deadOwners.map((o) => `${o} (${statusOf.get(o) || "gone"})`).join(", ")}` : "",
     unassigned ? `${unassigned} unassigned` : "",
   ].filter(Boolean).join("; ");
-  if (!liveWorkers.length) {
-    return `No live worker owns the shards: no worker is up, so no execution moves on until one starts.${where ? ` Shards: ${where}.` : ""}`;
-  }
-  if (lost.length === shards.length && shards.length) {
-    return `No live worker owns the shards (${where}). The leader moves them to a live worker; until then no execution moves on.`;
-  }
-  if (lost.length) {
-    return `${lost.length} of ${shards.length} shards have no live owner (${where}): their executions wait until the leader moves them to a live worker.`;
-  }
-  return "";
+  const effect = stats.status === "Down"
+    ? "No execution moves on until a live worker owns the shards."
+    : "Executions on shards without a live owner wait until the leader moves them.";
+  return `Cluster ${stats.status}: ${stats.reasons.join("; ")}. ${effect}${where ? ` Shards: ${where}.` : ""}`;
 }
 
 // a failover or rebalance writes one event per shard or execution: consecutive ones of the same move are one row
@@ -230,7 +225,7 @@ export async function clusterPage(main) {
       const seen = await read();
       if (stopped) return;
       problem.textContent = "";
-      warning.textContent = warningText(seen.shards, seen.members);
+      warning.textContent = warningText(seen.stats, seen.shards, seen.members);
       drawSummary(seen);
       drawMembers(seen);
       drawMap(seen);
