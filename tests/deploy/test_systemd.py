@@ -249,6 +249,22 @@ def test_the_gateway_unit_answers_health_in_a_temporary_root(
         run.stop()
 
 
+@pytest.mark.parametrize("name", ["worker", "coordinator", "gateway"])
+def test_a_role_unit_that_cannot_reach_postgresql_fails_before_starting_with_one_line(
+    migrated: dict[str, str], tmp_path: Path, name: str
+) -> None:
+    """Its ExecStartPre is run_node's check: one line naming the variable and the address, no traceback, and
+    the role's process never starts (a Celery worker or gunicorn would retry with a traceback each time)."""
+    values = env_values(migrated, DATABASE_URL=f"postgres://wfe@127.0.0.1:{free_port()}/wfe")
+    run = UnitRun(unit(name), tmp_path / "root", values).start()
+    assert run.process is not None
+    assert run.process.wait(timeout=120) == 1, run.log()
+    log = run.log_path.read_text(errors="replace")
+    assert "cannot start: DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:" in log, log
+    assert "Traceback" not in log, log
+    assert run.process.args != run.argv, "the main process was started anyway"
+
+
 def test_the_coordinator_and_worker_units_lead_and_own_shards(
     migrated: dict[str, str], tmp_path: Path
 ) -> None:

@@ -140,6 +140,7 @@ class UnitRun:
     log_path: Path = field(init=False)
     env: dict[str, str] = field(init=False, default_factory=dict)
     argv: list[str] = field(init=False, default_factory=list)
+    pre_argvs: list[list[str]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.unit_text = self.unit_text or self.unit_path.read_text()
@@ -186,8 +187,13 @@ class UnitRun:
                 env.update(read_env_file(path.read_text()))  # a missing file fails the start, as in systemd
         self.env = env
         (exec_start,) = self.service["ExecStart"]
-        words = shlex.split(self.host_path(expand_specifiers(exec_start.lstrip("-@+!:"), name, str(home))))
-        self.argv = self._sandboxed(expand_command(words, env))
+        self.argv = self._command(exec_start, env)
+        self.pre_argvs = [self._command(line, env) for line in self.service.get("ExecStartPre", [])]
+
+    def _command(self, line: str, env: dict[str, str]) -> list[str]:
+        line = expand_specifiers(line.lstrip("-@+!:"), self.unit_path.name, str(self.root / "home"))
+        words = shlex.split(self.host_path(line))
+        return self._sandboxed(expand_command(words, env))
 
     def _sandboxed(self, argv: list[str]) -> list[str]:
         service = self.service
@@ -211,14 +217,17 @@ class UnitRun:
         log = self.log_path.open("ab")
         # tests.deploy.sandbox is found from the repository; the unit's own environment is otherwise untouched
         env = {**self.env, "PYTHONPATH": str(ROOT)} if "PYTHONPATH" not in self.env else self.env
-        self.process = subprocess.Popen(
-            self.argv,
-            cwd=self.host_path(workdir),
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        for argv in [*self.pre_argvs, self.argv]:  # as systemd: each ExecStartPre must succeed, in order
+            self.process = subprocess.Popen(
+                argv,
+                cwd=self.host_path(workdir),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            if argv is not self.argv and self.process.wait(timeout=120) != 0:
+                break  # the unit failed before its main process: self.process is the failed one
         return self
 
     def alive(self) -> bool:
