@@ -87,7 +87,7 @@ stuck_executions = Gauge(
 workflow_invariant_violations = Gauge(
     "workflow_invariant_violations",
     "Findings of the last invariant check, by kind (no_way_forward, shard_unowned, timer_overdue, "
-    "journal_gap, epoch_regression).",
+    "journal_gap, epoch_regression, outcome_duplicated).",
     ["kind"],
     multiprocess_mode="mostrecent",
 )

@@ -5,11 +5,17 @@ asserts the engine's invariants over the whole history, whatever faults the scen
 
 - per execution, the journal's ``seq`` is contiguous 1..n and ``n`` is the head row's ``last_seq``;
 - the writer ``epoch`` never decreases along ``seq``: no stale owner committed after a newer one (fence);
+- each node attempt has at most one outcome event, and the journal one ``WorkflowStarted``;
 - every accepted command was applied exactly once: processed, with a ``processed_seq``, and the one event it
   stands for (``WorkflowStarted``, or the node attempt's outcome) is in the journal once, at or before it;
 - every execution reached a terminal state, ``completed``, its journal ending in one ``WorkflowCompleted``;
 - each node of each execution has exactly one ``NodeExecutionCompleted``;
-- each sink file holds exactly the expected lines (every record once, nothing missing).
+- each sink file holds exactly the expected lines (every record once, nothing missing);
+- with ``check_schedules``, each schedule fired exactly once per expected fire time.
+
+The rules themselves are pure functions over plain data in ``apps/workflows/engine/history.py``, shared with
+the live store's invariant checker (``services/invariants.py``); this module reads, and prefixes each problem
+with its execution.
 
 Failures name the execution and the ``seq``; all problems are gathered before failing, the first few shown.
 """
@@ -23,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+
+from apps.workflows.engine import history
 
 SHOWN = 25  # problems quoted in a failure message; the count says how many there were
 
@@ -111,46 +119,23 @@ def check(
     return history
 
 
+# The rules are apps/workflows/engine/history.py's, shared with the live invariant checker; here each problem
+# is prefixed with its execution. bench/chaos.py calls ``_journal``, ``_commands`` and ``_OUTCOME_EVENT`` (and
+# classifies the messages by their words: keep them), so they keep their names, signatures and results.
+
+
 def _journal(
     execution_id: str, head: Mapping[str, Any], events: Sequence[tuple[int, str, dict[str, Any], int]]
 ) -> list[str]:
-    problems = []
-    where = f"execution {execution_id}"
-    seqs = [seq for seq, *_ in events]
-    if seqs != list(range(1, len(seqs) + 1)):
-        gap = next(i + 1 for i, seq in enumerate([*seqs, None]) if seq != i + 1)
-        problems.append(f"{where}: seq not contiguous from 1: expected seq {gap}, journal has {seqs[:50]}")
-    if head["last_seq"] != len(events):
-        problems.append(f"{where}: head last_seq={head['last_seq']} but the journal has {len(events)} events")
-    for (seq, type_, _, epoch), (_, prev_type, _, prev_epoch) in zip(events[1:], events, strict=False):
-        if epoch < prev_epoch:
-            problems.append(
-                f"{where}: seq {seq} ({type_}) written at epoch {epoch} after seq {seq - 1} ({prev_type}) at "
-                f"epoch {prev_epoch}: a stale owner committed after a newer one"
-            )
-    if head["status"] != "completed":
-        problems.append(
-            f"{where}: status {head['status']!r}, expected 'completed' (last events: {events[-3:]})"
-        )
-    types = [type_ for _, type_, _, _ in events]
-    if types.count("WorkflowCompleted") != 1 or (types and types[-1] != "WorkflowCompleted"):
-        problems.append(f"{where}: expected one WorkflowCompleted as the last event, journal types {types}")
-    if types.count("WorkflowStarted") != 1:
-        problems.append(f"{where}: {types.count('WorkflowStarted')} WorkflowStarted events, expected 1")
-    completed = Counter(p.get("nodeId") for _, t, p, _ in events if t == "NodeExecutionCompleted")
-    for node in head["nodes"]:
-        if completed[node] != 1:
-            seqs_of = [
-                s for s, t, p, _ in events if t == "NodeExecutionCompleted" and p.get("nodeId") == node
-            ]
-            problems.append(
-                f"{where}: node {node!r} has {completed[node]} NodeExecutionCompleted "
-                f"(seqs {seqs_of}), expected 1"
-            )
-    return problems
+    """The journal at any moment, then what a finished scenario implies: completed, each node once."""
+    problems = [
+        *history.journal_problems(head["last_seq"], events),
+        *history.ending_problems(head["status"], head["nodes"], events),
+    ]
+    return [f"execution {execution_id}: {p.detail}" for p in problems]
 
 
-_OUTCOME_EVENT = {"node_succeeded": "NodeExecutionCompleted", "node_failed": "NodeExecutionFailed"}
+_OUTCOME_EVENT = history.OUTCOME_EVENT  # bench/chaos.py reads it: the command types with one event each
 
 
 def _commands(
@@ -158,39 +143,37 @@ def _commands(
     commands: Sequence[Mapping[str, Any]],
     events: Sequence[tuple[int, str, dict[str, Any], int]],
 ) -> list[str]:
-    problems = []
-    if not any(c["type"] == "start" for c in commands):
-        problems.append(f"execution {execution_id}: no start command in the inbox")
-    for command in commands:
-        where = f"execution {execution_id} command {command['id']!r} ({command['type']})"
-        if command["processed_at"] is None or command["processed_seq"] is None:
-            problems.append(
-                f"{where}: not applied (processed_at={command['processed_at']}, "
-                f"processed_seq={command['processed_seq']})"
-            )
-            continue
-        matching = _events_for(command, events)
-        if len(matching) != 1:
-            problems.append(f"{where}: its event appears at seqs {matching}, expected exactly once")
-        elif matching[0] > command["processed_seq"]:
-            problems.append(
-                f"{where}: its event is at seq {matching[0]}, after processed_seq {command['processed_seq']}"
-            )
-    return problems
-
-
-def _events_for(
-    command: Mapping[str, Any], events: Sequence[tuple[int, str, dict[str, Any], int]]
-) -> list[int]:
-    if command["type"] == "start":
-        return [seq for seq, type_, _, _ in events if type_ == "WorkflowStarted"]
-    wanted = _OUTCOME_EVENT.get(command["type"])
-    node, attempt = command["payload"].get("nodeId"), command["payload"].get("attempt")
+    """Every command applied, its one event in the journal once (``history.command_problems``)."""
     return [
-        seq
-        for seq, type_, payload, _ in events
-        if type_ == wanted and payload.get("nodeId") == node and payload.get("attempt") == attempt
+        f"execution {execution_id}{': ' if p.kind == history.NO_START_COMMAND else ' '}{p.detail}"
+        for p in history.command_problems(commands, events)
     ]
+
+
+def schedule_fires(dsn: str, schedule_ids: Sequence[str] | None = None) -> list[tuple[str, Any]]:
+    """``(schedule_id, fire_time)`` of the schedules' fires that started or queued an execution (not the
+    backfills' fires, which have a uniqueness of their own)."""
+    where, params = (
+        ("AND schedule_id = ANY(%s)", [list(schedule_ids)]) if schedule_ids is not None else ("", [])
+    )
+    with psycopg.connect(dsn, connect_timeout=10) as conn:
+        rows = conn.execute(
+            "SELECT schedule_id, fire_time FROM schedules_schedulefire "
+            f"WHERE backfill_id IS NULL AND outcome IN ('started', 'queued') {where} "
+            "ORDER BY schedule_id, fire_time",
+            params,
+        ).fetchall()
+    return [(schedule_id, fire_time) for schedule_id, fire_time in rows]
+
+
+def check_schedules(dsn: str, expected: Mapping[str, Sequence[Any]]) -> None:
+    """Assert each schedule in ``expected`` fired exactly once at each of its fire times, and at no other."""
+    fired = schedule_fires(dsn, list(expected))
+    problems = [p.detail for p in history.schedule_fire_problems(fired, expected)]
+    if problems:
+        raise AssertionError(
+            f"schedule check failed: {len(problems)} problem(s)\n  " + "\n  ".join(problems[:SHOWN])
+        )
 
 
 def _sink(path: Path, expected: Sequence[str]) -> list[str]:

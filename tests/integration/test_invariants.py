@@ -28,6 +28,7 @@ from apps.cluster.models import ClusterEvent, ClusterMember, ShardLease
 from apps.workflows.models import Command, Event, Execution, NodeOutput, Snapshot, Timer
 from apps.workflows.services import invariants
 from apps.workflows.services.invariants import Finding
+from tests.cluster import checker
 from tests.conftest import make_token
 from tests.harness import Api, wait_for
 from tests.integration.test_executions import run, step, workflow
@@ -151,11 +152,38 @@ def test_a_journal_with_a_gap_and_one_with_a_stale_writer_are_found(api: Api, ui
     report = invariants.scan()
 
     assert [f.kind for f in of(report, gap)] == [invariants.JOURNAL_GAP]
-    assert "expected seq 1.." in of(report, gap)[0].detail
-    assert [(f.kind, f.detail) for f in of(report, stale)] == [
-        (invariants.EPOCH_REGRESSION, "seq 3 was written at a lower epoch than seq 2")
-    ]
+    assert "seq not contiguous from 1: expected seq 2" in of(report, gap)[0].detail
+    assert "but the journal has" in of(report, gap)[0].detail, "the head's last_seq disagrees too"
+    assert [f.kind for f in of(report, stale)] == [invariants.EPOCH_REGRESSION]
+    assert of(report, stale)[0].detail.startswith("seq 3 (")
+    assert "a stale owner committed after a newer one" in of(report, stale)[0].detail
     Execution.objects.filter(pk__in=[gap, stale]).delete()
+
+
+def test_an_attempt_with_two_outcomes_is_found_as_the_campaign_checker_finds_it(api: Api, uid: str) -> None:
+    twice = run(api, quick(f"inv-twice-{uid}"))["executionId"]
+    head = Execution.objects.get(pk=twice)
+    outcome = Event.objects.filter(execution_id=twice, type="NodeExecutionCompleted").order_by("seq").first()
+    assert outcome is not None
+    Event.objects.create(
+        execution_id=twice,
+        seq=head.last_seq + 1,
+        type=outcome.type,
+        payload=outcome.payload,
+        epoch=Event.objects.get(execution_id=twice, seq=head.last_seq).epoch,
+        created_at=timezone.now(),
+    )
+    Execution.objects.filter(pk=twice).update(last_seq=head.last_seq + 1)
+
+    found = of(invariants.scan(), twice)
+
+    attempt = (
+        f"attempt {outcome.payload['attempt']} of node {outcome.payload['nodeId']!r} has 2 outcome events"
+    )
+    assert [f.kind for f in found] == [invariants.OUTCOME_DUPLICATED] and attempt in found[0].detail
+    read = checker.load(os.environ["DATABASE_URL"], [twice])
+    assert any(attempt in p for p in checker._journal(twice, read.executions[twice], read.events[twice]))
+    Execution.objects.filter(pk=twice).delete()
 
 
 def test_the_journal_scan_is_bounded_and_goes_on_where_it_stopped(api: Api, uid: str) -> None:

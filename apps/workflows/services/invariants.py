@@ -13,6 +13,15 @@ Kinds of finding (``KINDS``):
 - ``journal_gap``: an execution whose events are not exactly seq 1..``last_seq``.
 - ``epoch_regression``: an event written at a lower shard epoch than the one before it: a stale owner
   committed after a newer one (invariant 1).
+- ``outcome_duplicated``: a node attempt with two outcome events, or two ``WorkflowStarted``: a command's
+  effect applied twice (invariant 2).
+
+The three journal kinds are the history rules the fault campaign's checker asserts too
+(``engine/history.py``: ``journal_problems``, one implementation), run here on each journal of a page. The
+campaign's other rules (every command applied with exactly one event, every execution completed, each node
+completed once) hold only for a finished history with no stale results, so they are not findings here: on a
+live store an execution is still running, and an attempt's result arriving after its timeout or a cancel is
+applied with no event, by design.
 
 Every scan reads in pages through indexes (the primary key, ``execution_shard_active``,
 ``command_pending``, ``timer_execution``, ``timer_due``, ``event_execution_seq_unique``) and stops at
@@ -36,6 +45,7 @@ from django.db.models.functions import Coalesce
 from apps.cluster import events, membership
 from apps.cluster.models import ShardLease
 from apps.workflows.engine import decide as d
+from apps.workflows.engine import history
 from apps.workflows.engine.state import ExecutionState, ExecutionStatus, NodeStatus
 from apps.workflows.metrics import workflow_invariant_repairs_total, workflow_invariant_violations
 from apps.workflows.models import Command, Execution, Timer
@@ -49,7 +59,8 @@ SHARD_UNOWNED = "shard_unowned"
 TIMER_OVERDUE = "timer_overdue"
 JOURNAL_GAP = "journal_gap"
 EPOCH_REGRESSION = "epoch_regression"
-KINDS = (NO_WAY_FORWARD, SHARD_UNOWNED, TIMER_OVERDUE, JOURNAL_GAP, EPOCH_REGRESSION)
+OUTCOME_DUPLICATED = "outcome_duplicated"
+KINDS = (NO_WAY_FORWARD, SHARD_UNOWNED, TIMER_OVERDUE, JOURNAL_GAP, EPOCH_REGRESSION, OUTCOME_DUPLICATED)
 _SEVERITY = {SHARD_UNOWNED: "WARNING", TIMER_OVERDUE: "WARNING"}  # the others are ERROR
 
 PAGE = 500  # executions per query
@@ -259,41 +270,39 @@ def overdue_timers(limit: int = DEFAULT_LIMIT) -> list[Finding]:
 
 # --- journals ---------------------------------------------------------------------------------------------
 
-# One page of journals in one statement: counts and bounds come from ``event_execution_seq_unique``; the
-# window reads each event's epoch once, in seq order, to find the first one lower than its predecessor.
+# A page of journals, read in seq order through ``event_execution_seq_unique``: the seq, type and epoch of
+# every event, and of an attempt's outcome only its node and attempt (the rules read no other payload).
 _JOURNALS_SQL = """
-SELECT execution_id, count(*), min(seq), max(seq), min(seq) FILTER (WHERE epoch < prev_epoch)
-FROM (
-    SELECT execution_id, seq, epoch, lag(epoch) OVER (PARTITION BY execution_id ORDER BY seq) AS prev_epoch
-    FROM workflows_event WHERE execution_id = ANY(%s)
-) journal
-GROUP BY execution_id
+SELECT execution_id, seq, type, epoch,
+       CASE WHEN type = ANY(%s) THEN payload->>'nodeId' END,
+       CASE WHEN type = ANY(%s) THEN payload->>'attempt' END
+FROM workflows_event WHERE execution_id = ANY(%s)
+ORDER BY execution_id, seq
 """
+_OUTCOMES = sorted(history.OUTCOME_TYPES)
+EVENTS_PER_QUERY = 50_000  # events one query reads at most (by the heads' last_seq): bounds the memory
+_FINDING_KIND = {  # the history rule's kind -> the finding's (a last_seq that disagrees is a gap too)
+    history.SEQ_GAP: JOURNAL_GAP,
+    history.LAST_SEQ_MISMATCH: JOURNAL_GAP,
+    history.EPOCH_REGRESSION: EPOCH_REGRESSION,
+    history.OUTCOME_DUPLICATED: OUTCOME_DUPLICATED,
+}
+DETAILS = 3  # problems of one kind quoted in one execution's finding
 
 
 def journal_problems(
-    execution_id: str, last_seq: int, count: int, first: int, last: int, regression_at: int | None
+    execution_id: str, last_seq: int, events: Sequence[history.JournalEvent]
 ) -> list[Finding]:
-    """Pure: the findings of one journal, given its event count, first and last seq (0 when empty), and the
-    first seq written at a lower epoch than its predecessor (``None`` when none)."""
-    found = []
-    if count != last_seq or (count and (first != 1 or last != last_seq)):
-        found.append(
-            Finding(
-                JOURNAL_GAP,
-                f"journal holds {count} events, seq {first}..{last}; expected seq 1..{last_seq}",
-                execution_id=execution_id,
-            )
-        )
-    if regression_at is not None:
-        found.append(
-            Finding(
-                EPOCH_REGRESSION,
-                f"seq {regression_at} was written at a lower epoch than seq {regression_at - 1}",
-                execution_id=execution_id,
-            )
-        )
-    return found
+    """The journal rules (``engine/history.py``: ``journal_problems``) as findings, one per kind found."""
+    by_kind: dict[str, list[str]] = {}
+    for problem in history.journal_problems(last_seq, events):
+        by_kind.setdefault(_FINDING_KIND[problem.kind], []).append(problem.detail)
+    return [Finding(kind, _details(details), execution_id=execution_id) for kind, details in by_kind.items()]
+
+
+def _details(details: list[str]) -> str:
+    more = f" (and {len(details) - DETAILS} more)" if len(details) > DETAILS else ""
+    return "; ".join(details[:DETAILS]) + more
 
 
 def journal_findings(*, limit: int = DEFAULT_LIMIT, after: str = "") -> tuple[list[Finding], int, str | None]:
@@ -309,21 +318,39 @@ def journal_findings(*, limit: int = DEFAULT_LIMIT, after: str = "") -> tuple[li
         )
         if not page:
             return found, scanned, None
-        found.extend(_page_problems(page))
+        for batch in _batches(page):
+            found.extend(_batch_problems(batch))
         scanned += len(page)
         after = page[-1][0]
     more = Execution.objects.filter(id__gt=after).exists()
     return found, scanned, after if more else None
 
 
-def _page_problems(page: list[tuple[str, int]]) -> list[Finding]:
-    with connection.cursor() as cur:
-        cur.execute(_JOURNALS_SQL, [[execution_id for execution_id, _ in page]])
-        stats = {row[0]: row[1:] for row in cur.fetchall()}
-    found = []
+def _batches(page: list[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:
+    """The page in runs of executions whose journals add up to at most ``EVENTS_PER_QUERY`` events (a bigger
+    journal alone)."""
+    batch: list[tuple[str, int]] = []
+    events = 0
     for execution_id, last_seq in page:
-        count, first, last, regression_at = stats.get(execution_id, (0, 0, 0, None))
-        found.extend(journal_problems(execution_id, last_seq, count, first, last, regression_at))
+        if batch and events + last_seq > EVENTS_PER_QUERY:
+            yield batch
+            batch, events = [], 0
+        batch.append((execution_id, last_seq))
+        events += last_seq
+    if batch:
+        yield batch
+
+
+def _batch_problems(batch: list[tuple[str, int]]) -> list[Finding]:
+    journals: dict[str, list[history.JournalEvent]] = {execution_id: [] for execution_id, _ in batch}
+    with connection.cursor() as cur:
+        cur.execute(_JOURNALS_SQL, [_OUTCOMES, _OUTCOMES, list(journals)])
+        for execution_id, seq, type_, epoch, node, attempt in cur.fetchall():
+            payload = {"nodeId": node, "attempt": attempt} if type_ in history.OUTCOME_TYPES else {}
+            journals[execution_id].append((seq, type_, payload, epoch))
+    found = []
+    for execution_id, last_seq in batch:
+        found.extend(journal_problems(execution_id, last_seq, journals[execution_id]))
     return found
 
 
