@@ -71,7 +71,10 @@ class BenchEnv:
         }
         manage = [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"]
         subprocess.run(manage, env=self.proc_env, check=True)
-        os.environ.update({**urls, "DEBUG": "false", **self.extra_env})
+        # this process validates definitions too: its file roots are the nodes' (<data dir>/files)
+        os.environ.update(
+            {**urls, "DEBUG": "false", "WORKFLOW_DATA_DIR": str(self.workdir), **self.extra_env}
+        )
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_engine.settings")
         import django
 
