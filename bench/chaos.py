@@ -5,23 +5,32 @@
 It starts its own PostgreSQL and Redis (devservices), one gateway, two coordinators and three Celery workers
 at the test profile's fast liveness, and runs for ``--duration`` seconds:
 
-- a workload thread starts executions through the gateway at ``--rate`` per second (``Idempotency-Key`` per
-  run, so a start retried across a gateway fault starts one execution): linear with a delay, fan-out/fan-in
-  with a ``celery.task`` node that fails its first attempt for half the executions (retried), one parked on
-  ``wait.signal`` and one on ``approval``, both signalled by the workload. Every workflow ends in a
-  ``db.write`` sink into a table of the campaign's PostgreSQL, unique on the attempt's idempotency key;
+- a workload thread (``bench/chaos_workload.py``) starts executions through the gateway at ``--rate`` per
+  second (``Idempotency-Key`` per run, so a start retried across a gateway fault starts one execution):
+  linear with a delay, fan-out/fan-in with a ``celery.task`` node that fails its first attempt for half the
+  executions (retried), one parked on ``wait.signal`` and one on ``approval``, both signalled by the
+  workload. Every workflow ends in a ``db.write`` sink into a table of the campaign's PostgreSQL, unique on
+  the attempt's idempotency key. Fixed-rate schedules of a few seconds fire through it all
+  (``bench/chaos_schedules.py``);
 - a nemesis thread injects faults from a schedule drawn up front from ``random.Random(seed)`` and printed:
   the same seed replays the same faults at the same offsets (what the cluster does in between is not
-  deterministic). Kinds: ``FAULT_KINDS``. Not yet in the schedule: network partitions, clock skew, Redis
-  failover under Sentinel, PostgreSQL failover to a promoted replica, dropped wake-up messages.
+  deterministic). Kinds: ``FAULT_KINDS``; ``--kinds`` keeps a subset, and ``--round-robin`` cycles through
+  them in an order drawn from the seed (so a short run injects every kind it names). ``--ha`` runs Redis
+  under Sentinel and PostgreSQL with a synchronous standby (``bench/chaos_ha.py``), for the kinds
+  ``sentinel_failover`` and ``promote_replica`` (at most one promotion per campaign); the plain Redis
+  restarts are then out. ``skew_clock`` restarts a worker under libfaketime (its wall clock off by up to a
+  minute, either way) until a later fault restarts it. ``--netns`` starts one worker inside a network
+  namespace (``bench/chaos_partition.py``), for ``partition_worker``: its link cut past the liveness TTL,
+  then restored (not with ``--ha``, whose sentinels listen on loopback only).
 
 At the end the faults stop, the executions drain (bounded), and the checker reads everything:
 ``tests/cluster/checker.py`` per execution (contiguous seq, head's last_seq, no epoch going back, one
 WorkflowStarted, every node completed once, every accepted command applied once), the sink table (each run's
-rows exactly once), and ``apps.workflows.services.invariants.scan()`` (no execution without a way forward,
-no unowned shard, no overdue timer, no journal gap). It prints faults by kind, executions by outcome,
+rows exactly once), the schedules (each fire time once, none missed, each run completed), and
+``apps.workflows.services.invariants.scan()`` (no execution without a way forward, no unowned shard, no
+overdue timer, no journal gap). It prints faults by kind, executions by outcome,
 anomalies by kind (with the execution id and the seed), and recovery times per fault, and writes
-``bench/results/chaos-<seed>.json``.
+``bench/results/chaos-<seed>.json`` (or ``--json-out``). It exits 1 when it found an anomaly.
 """
 
 from __future__ import annotations
@@ -30,7 +39,6 @@ import argparse
 import contextlib
 import json
 import random
-import secrets
 import signal
 import statistics
 import sys
@@ -38,9 +46,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +54,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import chaos_schedules  # noqa: E402
 import psycopg  # noqa: E402
+from chaos_ha import Ha  # noqa: E402
+from chaos_partition import WORKER as NETNS_WORKER  # noqa: E402
+from chaos_partition import Netns  # noqa: E402
+from chaos_workload import SINK_TABLE, TOKEN, WORKFLOWS, Run, Workload  # noqa: E402
 from common import BenchEnv, percentile, write_result  # noqa: E402
 
 from devservices import free_port  # noqa: E402
@@ -63,10 +74,8 @@ FAST = {
     "WORKFLOW_SNAPSHOT_EVERY": "10",
 }
 LIVENESS_TTL = 2.0
-TOKEN = secrets.token_hex(20)
 WORKERS = ("w0", "w1", "w2")
 COORDINATORS = ("c0", "c1")
-SINK_TABLE = "chaos_sink"
 WARMUP = 8.0  # seconds of workload before the first fault
 FAULT_KINDS = (
     "kill_worker",
@@ -77,212 +86,76 @@ FAULT_KINDS = (
     "wipe_redis",
     "restart_postgres",
     "duplicate_wakeups",
+    "drop_wakeups",
+    "sentinel_failover",
+    "promote_replica",
+    "skew_clock",
+    "partition_worker",
 )
-NOT_YET = (
-    "network partition of a worker",
-    "clock skew on a worker",
-    "Redis failover under Sentinel",
-    "PostgreSQL failover to a promoted replica",
-    "dropped wake-up messages",
-)
+HA_ONLY = ("sentinel_failover", "promote_replica")  # need --ha's Sentinel and standby
+PLAIN_ONLY = ("restart_redis", "wipe_redis")  # a single redis-server to restart (under --ha, Sentinel's)
+ONCE = ("promote_replica",)  # no standby is rebuilt after a promotion
+NETNS_ONLY = ("partition_worker",)  # need --netns's namespace
+NOT_YET: tuple[str, ...] = ()
+# Debian's libfaketime: the wall clock of a process (and its children) moved by FAKETIME; the monotonic clock
+# is left alone, as NTP would (a skewed host's timeouts still run at the right speed)
+FAKETIME_LIBS = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+
+
+def available_kinds(ha: bool, netns: bool = False) -> tuple[str, ...]:
+    left_out = (PLAIN_ONLY if ha else HA_ONLY) + (() if netns else NETNS_ONLY)
+    return tuple(k for k in FAULT_KINDS if k not in left_out)
 
 
 # --------------------------------------------------------------------------------------------- schedule
 
 
-def schedule(seed: int, duration: float) -> list[dict[str, Any]]:
-    """Every fault of the campaign, drawn before anything runs: offset, kind and its parameters."""
+def schedule(
+    seed: int,
+    duration: float,
+    kinds: tuple[str, ...] = FAULT_KINDS,
+    round_robin: bool = False,
+    spacing: tuple[float, float] = (4.0, 10.0),
+) -> list[dict[str, Any]]:
+    """Every fault of the campaign, drawn before anything runs: offset, kind and its parameters.
+
+    ``round_robin`` takes the kinds in turn, in an order shuffled by the seed, instead of at random."""
     rng = random.Random(seed)
+    order = rng.sample(kinds, len(kinds)) if round_robin else []
     faults: list[dict[str, Any]] = []
     at = WARMUP
     while True:
-        at += rng.uniform(4.0, 10.0)
+        at += rng.uniform(*spacing)
         if at > duration - 5:
             return faults
-        kind = rng.choice(FAULT_KINDS)
-        fault: dict[str, Any] = {"at": round(at, 2), "kind": kind}
-        if kind in ("kill_worker", "pause_worker"):
-            fault["worker"] = rng.choice(WORKERS)
-        if kind == "pause_worker":
-            fault["pause"] = round(LIVENESS_TTL + rng.uniform(1.0, 4.0), 2)
-        if kind in ("kill_worker", "kill_leader", "kill_gateway", "restart_redis", "wipe_redis"):
-            fault["down"] = round(rng.uniform(0.5, 3.0), 2)
-        if kind == "restart_postgres":
-            fault["down"] = round(rng.uniform(0.5, 2.0), 2)
-        if kind == "duplicate_wakeups":
-            fault["executions"] = rng.randint(3, 10)
-        faults.append(fault)
+        kind = order[len(faults) % len(order)] if round_robin else rng.choice(kinds)
+        if kind in ONCE and any(f["kind"] == kind for f in faults):
+            order = [k for k in order if k != kind]  # round robin: on with the others
+            if not round_robin or not order:
+                continue
+            kind = order[len(faults) % len(order)]
+        faults.append({"at": round(at, 2), "kind": kind, **parameters(kind, rng)})
 
 
-# --------------------------------------------------------------------------------------------- workflows
-
-
-def node(node_id: str, node_type: str, kind: str, **config: Any) -> dict[str, Any]:
-    return {"id": node_id, "type": kind, "nodeType": node_type, "config": config}
-
-
-def sink() -> dict[str, Any]:
-    # no ``key``: each row is keyed by its attempt ({execution}:{node}:{attempt}:{index}), so a re-run of one
-    # attempt writes nothing twice, and a second attempt's rows would show up as duplicates in the check
-    return node("save", "db.write", "sink", connection="warehouse", table=SINK_TABLE)
-
-
-def body(workflow_id: str, nodes: list[dict[str, Any]], edges: list[tuple[str, str]]) -> dict[str, Any]:
-    return {
-        "id": workflow_id,
-        "name": workflow_id,
-        "nodes": nodes,
-        "edges": [{"id": f"e{i}", "source": s, "target": t} for i, (s, t) in enumerate(edges)],
-    }
-
-
-FLAKY_RETRY = {"maxAttempts": 4, "backoff": "fixed", "initialInterval": "500ms"}
-
-# workflow id -> (definition, the ``k`` values its sink writes per run)
-WORKFLOWS: dict[str, tuple[dict[str, Any], list[int]]] = {
-    "chaos-linear": (
-        body(
-            "chaos-linear",
-            [
-                node("in", "execution.input", "source"),
-                node("one", "map", "transform", fields={"k": "1"}),
-                node("nap", "delay", "transform", duration="1s"),
-                sink(),
-            ],
-            [("in", "one"), ("one", "nap"), ("nap", "save")],
-        ),
-        [1],
-    ),
-    "chaos-fan": (
-        body(
-            "chaos-fan",
-            [
-                node("in", "execution.input", "source"),
-                node("a", "map", "transform", fields={"k": "1"}),
-                node("b", "map", "transform", fields={"k": "2"}),
-                {**node("c", "celery.task", "transform", task="chaos.flaky"), "retry": FLAKY_RETRY},
-                sink(),
-            ],
-            [("in", "a"), ("in", "b"), ("in", "c"), ("a", "save"), ("b", "save"), ("c", "save")],
-        ),
-        [1, 2, 3],
-    ),
-    "chaos-signal": (
-        body(
-            "chaos-signal",
-            [
-                node("in", "execution.input", "source"),
-                node("two", "map", "transform", fields={"k": "2"}),
-                node("go", "wait.signal", "transform", name="go"),
-                sink(),
-            ],
-            [("in", "two"), ("in", "go"), ("two", "save"), ("go", "save")],
-        ),
-        [1, 2],
-    ),
-    "chaos-approval": (
-        body(
-            "chaos-approval",
-            [
-                node("in", "execution.input", "source"),
-                node("ok", "approval", "transform", name="approve"),
-                node("one", "map", "transform", fields={"k": "1"}),
-                sink(),
-            ],
-            [("in", "ok"), ("ok", "one"), ("one", "save")],
-        ),
-        [1],
-    ),
-}
-
-
-# --------------------------------------------------------------------------------------------- HTTP
-
-
-def call(base: str, path: str, payload: Any, key: str) -> tuple[int, Any]:
-    """POST through the gateway; 0 when it does not answer (killed, restarting, PostgreSQL down)."""
-    request = urllib.request.Request(base + path, data=json.dumps(payload).encode(), method="POST")
-    request.add_header("Authorization", f"Token {TOKEN}")
-    request.add_header("Content-Type", "application/json")
-    request.add_header("Idempotency-Key", key)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()[:300].decode(errors="replace")
-    except OSError as exc:
-        return 0, repr(exc)
-
-
-# --------------------------------------------------------------------------------------------- workload
-
-
-@dataclass
-class Run:
-    workflow_id: str
-    execution_id: str | None = None
-    signals: list[tuple[str, Any]] = field(default_factory=list)  # (name, payload) still to send
-
-
-class Workload(threading.Thread):
-    """Starts runs at a steady rate, round-robin over the workflows, and sends their signals; every call
-    is retried (same Idempotency-Key) until the gateway answers."""
-
-    def __init__(self, base: str, rate: float) -> None:
-        super().__init__(daemon=True, name="workload")
-        self.base, self.rate = base, rate
-        self.stopped = threading.Event()
-        self.runs: dict[str, Run] = {}
-        self.refused: Counter[str] = Counter()  # non-retryable answers, by status
-
-    def run(self) -> None:
-        kinds = list(WORKFLOWS)
-        n = 0
-        next_at = time.monotonic()
-        while not self.stopped.is_set():
-            if time.monotonic() >= next_at:
-                rid = f"r{n:05d}-{uuid.uuid4().hex[:6]}"
-                self.runs[rid] = Run(kinds[n % len(kinds)])
-                n += 1
-                next_at += 1 / self.rate
-            self.pump()
-            time.sleep(0.05)
-
-    def pump(self) -> None:
-        """One try for each run not started yet, and for each signal not yet accepted."""
-        for rid, run in list(self.runs.items()):
-            if run.execution_id is None:
-                self.start_run(rid, run)
-            elif run.signals:
-                self.send_signal(rid, run)
-
-    def pending(self) -> int:
-        return sum(1 for r in self.runs.values() if r.execution_id is None or r.signals)
-
-    def start_run(self, rid: str, run: Run) -> None:
-        status, answer = call(
-            self.base, f"/api/v1/workflows/{run.workflow_id}/execute", {"input": {"run": rid}}, f"start-{rid}"
-        )
-        if status == 200 and answer.get("executionId"):
-            run.execution_id = answer["executionId"]
-            if run.workflow_id == "chaos-signal":
-                run.signals = [("go", {"run": rid, "k": 1})]
-            elif run.workflow_id == "chaos-approval":
-                run.signals = [("approve", {"comment": "chaos"})]
-        elif status not in (0, 502, 503, 504):
-            self.refused[f"start {status}"] += 1
-            del self.runs[rid]
-
-    def send_signal(self, rid: str, run: Run) -> None:
-        name, payload = run.signals[0]
-        status, _ = call(
-            self.base, f"/api/v1/executions/{run.execution_id}/signals/{name}", payload, f"{name}-{rid}"
-        )
-        if status in (200, 201, 202):
-            run.signals.pop(0)
-        elif status not in (0, 502, 503, 504):
-            self.refused[f"signal {status}"] += 1
-            run.signals.pop(0)
+def parameters(kind: str, rng: random.Random) -> dict[str, Any]:
+    """What one fault of ``kind`` is drawn with: its victim, and how long it lasts or how far it goes."""
+    if kind == "pause_worker":  # past the liveness TTL: its shards must move
+        return {"worker": rng.choice(WORKERS), "pause": round(LIVENESS_TTL + rng.uniform(1.0, 4.0), 2)}
+    if kind == "partition_worker":  # the one in the namespace, past the liveness TTL
+        return {"down": round(LIVENESS_TTL + rng.uniform(1.0, 4.0), 2)}
+    if kind == "kill_worker":
+        return {"worker": rng.choice(WORKERS), "down": round(rng.uniform(0.5, 3.0), 2)}
+    if kind in ("kill_leader", "kill_gateway", "restart_redis", "wipe_redis"):
+        return {"down": round(rng.uniform(0.5, 3.0), 2)}
+    if kind == "restart_postgres":
+        return {"down": round(rng.uniform(0.5, 2.0), 2)}
+    if kind == "duplicate_wakeups":
+        return {"executions": rng.randint(3, 10)}
+    if kind == "skew_clock":
+        return {"worker": rng.choice(WORKERS), "offset": rng.choice((-1, 1)) * rng.randint(5, 60)}
+    if kind == "drop_wakeups":  # under the liveness TTL: the workers are stopped meanwhile, none may go
+        return {"hold": round(rng.uniform(0.5, LIVENESS_TTL - 0.5), 2)}
+    return {}  # sentinel_failover, promote_replica
 
 
 # --------------------------------------------------------------------------------------------- campaign
@@ -291,19 +164,24 @@ class Workload(threading.Thread):
 class Campaign:
     """The servers, the processes, and the probes the nemesis and the checker need."""
 
-    def __init__(self, env: BenchEnv) -> None:
-        self.env = env
+    def __init__(self, env: BenchEnv, ha: Ha | None, netns: Netns | None) -> None:
+        self.env, self.ha, self.netns = env, ha, netns
         self.cluster = env.cluster
         self.procs: dict[str, Any] = {}
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.dsn = env.pg.url("bench")
+        self.dsn = ha.pg_url("bench") if ha else env.pg.url("bench")
+        self.warehouse_dsn = ha.pg_url("warehouse") if ha else env.pg.url("warehouse")
+        self.redis_url = ha.sentinels.url() if ha else env.redis.url(0)
+        self.schedule_ids: list[str] = []
+        self.schedules_stopped: Any = None  # when the schedules were stopped (a datetime)
+        self.schedule_fires: dict[str, int] = {}
 
     def start_all(self) -> None:
         for name in COORDINATORS:
             self.procs[name] = self.cluster.start_coordinator(name)
         for name in WORKERS:
-            self.procs[name] = self.cluster.start_worker(name, concurrency=2)
+            self.restart(name)
         self.procs["gateway"] = self.cluster.start_gateway(self.port)
         self.wait_gateway(60)
 
@@ -313,7 +191,16 @@ class Campaign:
         elif name in COORDINATORS:
             self.procs[name] = self.cluster.start_coordinator(name)
         else:
-            self.procs[name] = self.cluster.start_worker(name, concurrency=2)
+            self.start_worker(name)
+
+    def start_worker(self, name: str, env: dict[str, str] | None = None) -> None:
+        """The worker ``name``; with ``--netns``, the one in the namespace started there."""
+        if self.netns is not None and name == NETNS_WORKER:
+            env = {**self.netns.worker_env(self.env), **(env or {})}
+            wrap = self.netns.wrap
+        else:
+            wrap = []
+        self.procs[name] = self.cluster.start_worker(name, concurrency=2, env=env, wrap=wrap)
 
     def wait_gateway(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -337,7 +224,7 @@ class Campaign:
         from workflow_engine import redis_client
 
         try:
-            client = redis_client.connect(self.env.redis.url(0), socket_timeout=2, socket_connect_timeout=2)
+            client = redis_client.connect(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
             keys = client.keys("wfe:member:*")
         except Exception:  # Redis is down or restarting: not ready, ask again
             return None
@@ -466,6 +353,73 @@ class Nemesis(threading.Thread):
                 messaging.apply_commands(execution_id, shard_id)
             messaging.apply_shard(shard_id)
 
+    def skew_clock(self, fault: dict[str, Any], record: dict[str, Any]) -> None:
+        """Restart the worker with its wall clock ``offset`` seconds off (it stays so until a later fault
+        restarts it): the engine's deadlines and fencing go by PostgreSQL's clock, not the worker's."""
+        if not FAKETIME_LIBS:
+            raise RuntimeError("libfaketime is not installed (Debian package libfaketime)")
+        name = fault["worker"]
+        record["affected"] = self.c.active(name)
+        self.c.procs[name].stop()
+        skewed = {
+            "LD_PRELOAD": str(FAKETIME_LIBS[0]),
+            "FAKETIME": f"{fault['offset']:+.0f}",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        }
+        self.c.start_worker(name, env=skewed)
+
+    def partition_worker(self, fault: dict[str, Any], record: dict[str, Any]) -> None:
+        assert self.c.netns is not None
+        record["affected"] = self.c.active(NETNS_WORKER)
+        self.c.netns.link("down")
+        try:
+            time.sleep(fault["down"])
+        finally:
+            self.c.netns.link("up")
+
+    def sentinel_failover(self, fault: dict[str, Any], record: dict[str, Any]) -> None:
+        assert self.c.ha is not None
+        record["affected"] = self.c.active()
+        old, new = self.c.ha.failover_redis()
+        record["master"] = f"{old}->{new}"
+
+    def promote_replica(self, fault: dict[str, Any], record: dict[str, Any]) -> None:
+        assert self.c.ha is not None
+        record["affected"] = self.c.active()
+        self.c.ha.promote_standby()
+
+    def drop_wakeups(self, fault: dict[str, Any], record: dict[str, Any]) -> None:
+        """Delete the wake-ups waiting in Redis: the ``wf.shard.<n>`` queues' messages and the executions
+        queued at the shards' doorbells. The commands they announced are in PostgreSQL, so the owners must
+        find them without the hint (the sweeper). The workers are stopped for ``hold`` seconds (under the
+        liveness TTL, so no shard moves) to let hints pile up: a running consumer takes each within
+        milliseconds."""
+        from workflow_engine import redis_client
+
+        record["affected"] = self.c.active()
+        client = redis_client.connect(self.c.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        workers = [self.c.procs[name] for name in WORKERS]
+        for proc in workers:
+            proc.signal(signal.SIGSTOP)
+        try:
+            time.sleep(fault["hold"])
+            record["dropped"] = {
+                what: drop_lists(client, redis_client.key(*pattern))
+                for what, pattern in (("messages", ("wf.shard.*",)), ("doorbell", ("waiting", "*")))
+            }
+        finally:
+            for proc in workers:
+                proc.signal(signal.SIGCONT)
+
+
+def drop_lists(client: Any, pattern: str) -> int:
+    """Delete the Redis lists matching ``pattern``; the number of items they held."""
+    dropped = 0
+    for key in client.scan_iter(match=pattern, _type="list"):
+        dropped += int(client.llen(key))
+        client.delete(key)
+    return dropped
+
 
 # --------------------------------------------------------------------------------------------- checks
 
@@ -508,7 +462,8 @@ def check(c: Campaign, workload: Workload, seed: int) -> tuple[list[dict[str, An
         anomalies.append({"kind": kind, "execution_id": execution_id, "seed": seed, "detail": detail[:500]})
 
     runs = {rid: run for rid, run in workload.runs.items() if run.execution_id}
-    ids = [run.execution_id for run in runs.values() if run.execution_id]
+    c.schedule_fires, scheduled = chaos_schedules.check(c.dsn, c.schedule_ids, c.schedules_stopped, add)
+    ids = [run.execution_id for run in runs.values() if run.execution_id] + scheduled
     history = checker.load(c.dsn, ids)
     for execution_id in sorted(set(ids) - set(history.executions)):
         add("lost_execution", execution_id, "accepted by the API but not in the database")
@@ -537,7 +492,7 @@ def check(c: Campaign, workload: Workload, seed: int) -> tuple[list[dict[str, An
 def check_sinks(c: Campaign, runs: dict[str, Run], add: Any) -> None:
     """Each run's sink rows: exactly its ``k`` values, each once."""
     written: dict[str, list[int]] = defaultdict(list)
-    with psycopg.connect(c.env.pg.url("warehouse"), autocommit=True) as conn:
+    with psycopg.connect(c.warehouse_dsn, autocommit=True) as conn:
         rows = conn.execute(f"SELECT run, k FROM {SINK_TABLE}").fetchall()
     for run_id, k in rows:
         written[run_id].append(int(k))
@@ -592,6 +547,7 @@ def report(
     anomalies: list[dict[str, Any]],
     workload: Workload,
     drained: float,
+    schedule_fires: dict[str, int],
 ) -> dict[str, Any]:
     print(f"\nfault campaign, seed {seed}, {args.duration:.0f} s, {args.rate}/s")
     print(f"\n{'fault':<18} {'injected':>8} {'shards owned p50/max (s)':>25} {'moved again p50/max (s)':>24}")
@@ -613,11 +569,13 @@ def report(
             f"{kind:<18} {k['injected']:>8} {k['shards_owned_p50']!s:>12}/{k['shards_owned_max']!s:<12}"
             f" {k['moved_again_p50']!s:>11}/{k['moved_again_max']!s:<12}"
         )
-    print(f"(not yet in the schedule: {', '.join(NOT_YET)})")
+    if NOT_YET:
+        print(f"(not yet in the schedule: {', '.join(NOT_YET)})")
     print("\nexecutions by outcome: " + ", ".join(f"{s} {n}" for s, n in sorted(outcomes.items())))
     print(
         f"runs started {sum(1 for r in workload.runs.values() if r.execution_id)}; drained in {drained:.1f} s"
     )
+    print(f"schedule fires: {schedule_fires}")
     if workload.refused:
         print(f"refused calls: {dict(workload.refused)}")
     by_kind = Counter(a["kind"] for a in anomalies)
@@ -628,18 +586,41 @@ def report(
         "seed": seed,
         "duration_seconds": args.duration,
         "rate_per_second": args.rate,
+        "kinds": list(args.kinds),
+        "round_robin": args.round_robin,
         "schedule": faults,
         "faults": [{k: v for k, v in r.items() if k != "affected"} for r in done],
         "faults_by_kind": per_kind,
         "not_yet_in_schedule": list(NOT_YET),
         "executions_by_outcome": dict(outcomes),
         "drain_seconds": round(drained, 1),
+        "schedule_fires": schedule_fires,
         "refused_calls": dict(workload.refused),
         "anomalies_by_kind": dict(by_kind),
         "anomalies": anomalies,
+        "ha": args.ha,
+        "netns": args.netns,
         "settings": "1 gateway, 2 coordinators, 3 workers (concurrency 2); test-profile liveness "
         + str(FAST),
     }
+
+
+def kinds_arg(value: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(FAULT_KINDS))
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown fault kinds {unknown}; known: {', '.join(FAULT_KINDS)}")
+    return kinds
+
+
+def spacing_arg(value: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected MIN,MAX in seconds, e.g. 4,10") from None
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError("expected 0 < MIN <= MAX")
+    return low, high
 
 
 def main() -> None:
@@ -650,9 +631,24 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None, help="the schedule's seed (random when omitted)")
     parser.add_argument("--rate", type=float, default=2.0, help="executions started per second")
     parser.add_argument("--drain", type=float, default=180, help="most seconds to wait for the end")
+    parser.add_argument(
+        "--kinds", type=kinds_arg, default=None, help="comma-separated fault kinds (default: all available)"
+    )
+    parser.add_argument("--ha", action="store_true", help="Redis under Sentinel, PostgreSQL with a standby")
+    parser.add_argument("--netns", action="store_true", help=f"{NETNS_WORKER} in a network namespace (root)")
+    parser.add_argument("--round-robin", action="store_true", help="take the kinds in turn (seeded order)")
+    parser.add_argument(
+        "--spacing", type=spacing_arg, default=(4.0, 10.0), help="MIN,MAX seconds between faults"
+    )
+    parser.add_argument("--json-out", type=Path, default=None, help="the report's path (else bench/results)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
-    faults = schedule(seed, args.duration)
+    if args.ha and args.netns:
+        parser.error("--ha and --netns do not go together (the sentinels listen on loopback only)")
+    args.kinds = args.kinds or available_kinds(args.ha, args.netns)
+    if unavailable := sorted(set(args.kinds) - set(available_kinds(args.ha, args.netns))):
+        parser.error(f"--kinds {unavailable} are not available with these options (--ha, --netns)")
+    faults = schedule(seed, args.duration, args.kinds, args.round_robin, args.spacing)
     print(f"seed {seed}: {len(faults)} faults scheduled over {args.duration:.0f} s", flush=True)
     for fault in faults:
         print(f"  {json.dumps(fault)}")
@@ -668,9 +664,32 @@ def main() -> None:
         },
     )
     env.extra_env["WORKFLOW_CONNECTION_WAREHOUSE"] = env.pg.url("warehouse")
-    with env:
-        summary = campaign(env, seed, args, faults)
-    path = write_result(f"chaos-{seed}", summary)
+    ha = Ha(env) if args.ha else None
+    netns = Netns() if args.netns else None
+    try:
+        if ha is not None:
+            ha.configure()
+            env.extra_env["WORKFLOW_CONNECTION_WAREHOUSE"] = ha.pg_url("warehouse")
+        if netns is not None:
+            netns.create()
+            netns.listen_too(env)
+        with env:
+            if ha is not None:
+                ha.start_standby(env.workdir)
+            if netns is not None:
+                netns.trust(env.pg)
+            summary = campaign(env, ha, netns, seed, args, faults)
+    finally:
+        if ha is not None:
+            ha.stop()
+        if netns is not None:
+            netns.delete()
+    summary["logs"] = str(env.workdir)
+    if args.json_out:
+        args.json_out.write_text(json.dumps(summary, indent=2, default=str))
+        path = args.json_out
+    else:
+        path = write_result(f"chaos-{seed}", summary)
     print(f"written to {path}")
     if summary["anomalies"]:
         print(f"logs kept in {env.workdir}")
@@ -678,7 +697,12 @@ def main() -> None:
 
 
 def campaign(
-    env: BenchEnv, seed: int, args: argparse.Namespace, faults: list[dict[str, Any]]
+    env: BenchEnv,
+    ha: Ha | None,
+    netns: Netns | None,
+    seed: int,
+    args: argparse.Namespace,
+    faults: list[dict[str, Any]],
 ) -> dict[str, Any]:
     from tests.harness import migrate_with_token
 
@@ -690,13 +714,15 @@ def campaign(
 
     for definition, _ in WORKFLOWS.values():
         definitions.create(definition)
-    c = Campaign(env)
+    definitions.create(chaos_schedules.definition())
+    c = Campaign(env, ha, netns)
     c.start_all()
     deadline = time.monotonic() + 90
     while not c.all_shards_owned():
         if time.monotonic() > deadline:
             raise SystemExit("the workers did not take the shards")
         time.sleep(0.3)
+    c.schedule_ids = chaos_schedules.create()
     workload = Workload(c.base, args.rate)
     started = time.monotonic()
     nemesis = Nemesis(c, faults, started)
@@ -709,13 +735,14 @@ def campaign(
     nemesis.join()
     workload.stopped.set()
     workload.join()
+    c.schedules_stopped = chaos_schedules.stop(c.schedule_ids)
     for name, proc in list(c.procs.items()):  # a fault that failed half-way may leave one down
         if not proc.alive():
             c.restart(name)
     drained = drain(c, workload, args.drain)
     anomalies, outcomes = check(c, workload, seed)
     recovery(c, nemesis.done)
-    return report(seed, args, faults, nemesis.done, outcomes, anomalies, workload, drained)
+    return report(seed, args, faults, nemesis.done, outcomes, anomalies, workload, drained, c.schedule_fires)
 
 
 if __name__ == "__main__":
