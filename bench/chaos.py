@@ -62,8 +62,9 @@ from chaos_partition import Netns  # noqa: E402
 from chaos_workload import SINK_TABLE, TOKEN, WORKFLOWS, Run, Workload  # noqa: E402
 from common import BenchEnv, percentile, write_result  # noqa: E402
 
+from apps.workflows.engine import history  # noqa: E402  (the history rules, shared with check_invariants)
 from devservices import free_port  # noqa: E402
-from tests.cluster import checker  # noqa: E402  (the cluster scenarios' history checker)
+from tests.cluster import checker  # noqa: E402  (loads the histories, as for the cluster scenarios)
 
 # The test profile's liveness (tests/harness.py TEST_TUNABLES): a silent worker loses its shards after 2 s.
 FAST = {
@@ -436,24 +437,6 @@ def drain(c: Campaign, workload: Workload, timeout: float) -> float:
     return time.monotonic() - started
 
 
-PROBLEM_KINDS = (
-    ("not contiguous", "journal_gap"),
-    ("head last_seq", "head_last_seq_mismatch"),
-    ("stale owner", "two_owners_in_one_epoch_order"),
-    ("expected 'completed'", "wrong_end_state"),
-    ("WorkflowCompleted", "wrong_end_state"),
-    ("WorkflowStarted", "started_twice"),
-    ("NodeExecutionCompleted", "node_completed_not_once"),
-    ("not applied", "command_not_applied"),
-    ("appears at seqs", "command_applied_not_once"),
-    ("after processed_seq", "command_event_after_processed_seq"),
-)
-
-
-def classify(problem: str) -> str:
-    return next((kind for needle, kind in PROBLEM_KINDS if needle in problem), "history_other")
-
-
 def check(c: Campaign, workload: Workload, seed: int) -> tuple[list[dict[str, Any]], Counter[str]]:
     """Every anomaly, by kind with its execution id; and the executions by outcome."""
     anomalies: list[dict[str, Any]] = []
@@ -464,26 +447,27 @@ def check(c: Campaign, workload: Workload, seed: int) -> tuple[list[dict[str, An
     runs = {rid: run for rid, run in workload.runs.items() if run.execution_id}
     c.schedule_fires, scheduled = chaos_schedules.check(c.dsn, c.schedule_ids, c.schedules_stopped, add)
     ids = [run.execution_id for run in runs.values() if run.execution_id] + scheduled
-    history = checker.load(c.dsn, ids)
-    for execution_id in sorted(set(ids) - set(history.executions)):
+    loaded = checker.load(c.dsn, ids)
+    for execution_id in sorted(set(ids) - set(loaded.executions)):
         add("lost_execution", execution_id, "accepted by the API but not in the database")
-    checked_types = {"start", *checker._OUTCOME_EVENT}
-    for execution_id, head in sorted(history.executions.items()):
-        events = history.events.get(execution_id, [])
-        commands = history.commands.get(execution_id, [])
-        problems = checker._journal(execution_id, head, events)
-        # signals and timers have no one-event counterpart the checker knows; they must be applied still
-        problems += checker._commands(
-            execution_id, [k for k in commands if k["type"] in checked_types], events
-        )
-        problems += [
-            f"execution {execution_id} command {k['id']!r} ({k['type']}): not applied"
-            for k in commands
-            if k["type"] not in checked_types and k["processed_at"] is None
+    checked_types = {"start", *history.OUTCOME_EVENT}
+    for execution_id, head in sorted(loaded.executions.items()):
+        events = loaded.events.get(execution_id, [])
+        commands = loaded.commands.get(execution_id, [])
+        # the shared rules (apps/workflows/engine/history.py), those of a finished history included
+        problems = [
+            *history.journal_problems(head["last_seq"], events),
+            *history.ending_problems(head["status"], head["nodes"], events),
+            *history.command_problems([k for k in commands if k["type"] in checked_types], events),
         ]
         for problem in problems:
-            add(classify(problem), execution_id, problem)
-    outcomes = Counter(head["status"] for head in history.executions.values())
+            add(problem.kind, execution_id, problem.detail)
+        # signals and timers have no one event of their own to look for; they must be applied still
+        for k in commands:
+            if k["type"] not in checked_types and k["processed_at"] is None:
+                detail = f"command {k['id']!r} ({k['type']}): not applied"
+                add(history.COMMAND_NOT_APPLIED, execution_id, detail)
+    outcomes = Counter(head["status"] for head in loaded.executions.values())
     check_sinks(c, runs, add)
     check_invariants(add)
     return anomalies, outcomes

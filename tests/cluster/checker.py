@@ -119,9 +119,8 @@ def check(
     return history
 
 
-# The rules are apps/workflows/engine/history.py's, shared with the live invariant checker; here each problem
-# is prefixed with its execution. bench/chaos.py calls ``_journal``, ``_commands`` and ``_OUTCOME_EVENT`` (and
-# classifies the messages by their words: keep them), so they keep their names, signatures and results.
+# The rules are apps/workflows/engine/history.py's, shared with the live invariant checker and bench/chaos.py;
+# here each problem is prefixed with its execution.
 
 
 def _journal(
@@ -133,9 +132,6 @@ def _journal(
         *history.ending_problems(head["status"], head["nodes"], events),
     ]
     return [f"execution {execution_id}: {p.detail}" for p in problems]
-
-
-_OUTCOME_EVENT = history.OUTCOME_EVENT  # bench/chaos.py reads it: the command types with one event each
 
 
 def _commands(

@@ -111,7 +111,7 @@ def test_the_schedule_check_reports_a_repeated_a_missing_and_an_unfinished_fire_
     assert sorted(found, key=str) == sorted(
         [
             ("schedule_fired_twice", None),
-            ("schedule_missed_fire_time", None),
+            ("schedule_fire_missing", None),
             ("schedule_run_not_completed", "e2"),
             ("schedule_fire_not_started", None),
         ],
