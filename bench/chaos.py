@@ -59,7 +59,7 @@ import psycopg  # noqa: E402
 from chaos_ha import Ha  # noqa: E402
 from chaos_partition import WORKER as NETNS_WORKER  # noqa: E402
 from chaos_partition import Netns  # noqa: E402
-from chaos_workload import SINK_TABLE, TOKEN, WORKFLOWS, Run, Workload  # noqa: E402
+from chaos_workload import FILE_SINK, SINK_TABLE, TOKEN, WORKFLOWS, Run, Workload  # noqa: E402
 from common import BenchEnv, percentile, write_result  # noqa: E402
 
 from apps.workflows.engine import history  # noqa: E402  (the history rules, shared with check_invariants)
@@ -469,6 +469,7 @@ def check(c: Campaign, workload: Workload, seed: int) -> tuple[list[dict[str, An
                 add(history.COMMAND_NOT_APPLIED, execution_id, detail)
     outcomes = Counter(head["status"] for head in loaded.executions.values())
     check_sinks(c, runs, add)
+    check_file_sink(c, runs, add)
     check_invariants(add)
     return anomalies, outcomes
 
@@ -487,6 +488,27 @@ def check_sinks(c: Campaign, runs: dict[str, Run], add: Any) -> None:
             continue
         kind = "sink_duplicated" if len(got) > len(set(got)) else "sink_missing"
         add(kind, run.execution_id, f"run {rid} ({run.workflow_id}): sink rows k={got}, expected {expected}")
+
+
+def check_file_sink(c: Campaign, runs: dict[str, Run], add: Any) -> None:
+    """The fan-out workflow's file, replaced whole by each run: exactly one of its runs' records, each once
+    (no torn write, no line doubled by a re-run, nothing of two runs mixed)."""
+    path = c.env.workdir / "files" / FILE_SINK
+    fan = {rid for rid, run in runs.items() if run.workflow_id == "chaos-fan"}
+    if not fan:
+        return
+    if not path.exists():
+        add("file_sink_missing", None, f"{path} was never written ({len(fan)} runs wrote it)")
+        return
+    try:
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+    except ValueError as exc:
+        add("file_sink_torn", None, f"{path}: not one JSON record per line ({exc})")
+        return
+    writers = {record.get("run") for record in records}
+    ks = sorted(record.get("k") for record in records)
+    if len(writers) != 1 or not writers <= fan or ks != WORKFLOWS["chaos-fan"][1]:
+        add("file_sink_mixed", None, f"{path}: runs {sorted(map(str, writers))}, k={ks}")
 
 
 def check_invariants(add: Any) -> None:

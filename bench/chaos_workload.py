@@ -4,7 +4,8 @@ through the gateway and sends their signals.
 Linear with a delay, fan-out/fan-in with a ``celery.task`` node that fails its first attempt for half the
 executions (``bench/chaos_tasks.py``, retried), one parked on ``wait.signal`` and one on ``approval``, both
 signalled here. Every workflow ends in a ``db.write`` sink into ``SINK_TABLE``, unique on the attempt's
-idempotency key; ``WORKFLOWS`` says which ``k`` values each run writes, for the check.
+idempotency key; ``WORKFLOWS`` says which ``k`` values each run writes, for the check. The fan-out workflow
+also replaces a file (``FILE_SINK``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from typing import Any
 
 TOKEN = secrets.token_hex(20)  # the campaign's API token (migrated into its database)
 SINK_TABLE = "chaos_sink"
+# the fan-out workflow's second sink, under the workers' file root (<data dir>/files): each run replaces it
+# whole (``file.text``), so at the end it must hold exactly one run's records, each once
+FILE_SINK = "chaos/fan.txt"
 
 # --------------------------------------------------------------------------------------------- workflows
 
@@ -71,8 +75,13 @@ WORKFLOWS: dict[str, tuple[dict[str, Any], list[int]]] = {
                 node("b", "map", "transform", fields={"k": "2"}),
                 {**node("c", "celery.task", "transform", task="chaos.flaky"), "retry": FLAKY_RETRY},
                 sink(),
+                node("file", "file.text", "sink", path=FILE_SINK),
             ],
-            [("in", "a"), ("in", "b"), ("in", "c"), ("a", "save"), ("b", "save"), ("c", "save")],
+            [
+                *[("in", n) for n in "abc"],
+                *[(n, "save") for n in "abc"],
+                *[(n, "file") for n in "abc"],
+            ],
         ),
         [1, 2, 3],
     ),

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -122,3 +123,27 @@ def test_the_schedule_check_reports_a_repeated_a_missing_and_an_unfinished_fire_
         "s", start, "2s", fires[:1], start + 60 * every, lambda k, e, _: found.append((k, e))
     )
     assert found == [("schedule_stalled", None)]
+
+
+@pytest.mark.parametrize(
+    ("lines", "kind"),
+    [
+        (None, "file_sink_missing"),
+        (['{"run": "r1", "k": 1}', '{"run": "r1", "k": 2}', '{"run": "r1", "k": '], "file_sink_torn"),
+        (['{"run": "r1", "k": 1}', '{"run": "r2", "k": 2}', '{"run": "r1", "k": 3}'], "file_sink_mixed"),
+        ([*(f'{{"run": "r1", "k": {k}}}' for k in (1, 2, 3)), '{"run": "r1", "k": 3}'], "file_sink_mixed"),
+        ([f'{{"run": "r1", "k": {k}}}' for k in (1, 2, 3)], None),
+    ],
+)
+def test_the_file_sink_check_wants_exactly_one_runs_records_each_once(
+    tmp_path: Path, lines: list[str] | None, kind: str | None
+) -> None:
+    if lines is not None:
+        path = tmp_path / "files" / chaos.FILE_SINK
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(f"{line}\n" for line in lines))
+    campaign = SimpleNamespace(env=SimpleNamespace(workdir=tmp_path))
+    runs = {rid: chaos.Run("chaos-fan", f"exec-{rid}") for rid in ("r1", "r2")}
+    found: list[str] = []
+    chaos.check_file_sink(campaign, runs, lambda k, _eid, _detail: found.append(k))  # type: ignore[arg-type]
+    assert found == ([kind] if kind else [])
