@@ -16,13 +16,12 @@ docs/reliability.md).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from devservices import PostgresServer, free_port
 from devservices.replica import make_replica, make_synchronous, promote
-from devservices.sentinel import SentinelCluster, _command
+from devservices.sentinel import SentinelCluster
 
 STANDBY = "chaos_standby"
 
@@ -75,10 +74,5 @@ class Ha:
         new = self.sentinels.wait_failover(old)
         node = next(n for n in self.sentinels.data if n.port == old)
         node.start()
-        deadline = time.monotonic() + 60
-        # the sentinels turn a returning master into a replica; until it has synced it cannot be promoted
-        while b"master_link_status:up" not in _command(old, "INFO", "replication"):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis on {old} did not resync with the new master on {new}")
-            time.sleep(0.2)
+        self.sentinels.wait_synced(old)
         return old, new

@@ -191,6 +191,16 @@ class SentinelCluster:
         assert port is not None
         return port
 
+    def wait_synced(self, port: int, timeout: float = 60) -> None:
+        """Wait until the server on ``port`` replicates from the master (a killed master that came back is
+        made a replica by the sentinels; until it has synced it cannot be promoted)."""
+        deadline = time.monotonic() + timeout
+        self._wait(
+            deadline,
+            f"redis on {port} to sync with the master",
+            lambda: b"master_link_status:up" in _command(port, "INFO", "replication"),
+        )
+
     def _wait(self, deadline: float, what: str, check: Callable[[], bool]) -> None:
         while not check():
             if time.monotonic() >= deadline:
