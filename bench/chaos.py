@@ -273,6 +273,9 @@ class Nemesis(threading.Thread):
             if self.stopped.wait(max(0.0, self.started + fault["at"] - time.monotonic())):
                 return
             record = {**fault, "wall": time.time()}
+            restarted = self.supervise()
+            if restarted:
+                record["restarted_first"] = restarted
             try:
                 getattr(self, fault["kind"])(fault, record)
             except Exception as exc:  # a fault that could not be injected is reported, not fatal
@@ -280,6 +283,14 @@ class Nemesis(threading.Thread):
             record["shards_owned_after"] = self.shards_owned_after(record["wall"])
             print(f"  t+{fault['at']:6.1f}s {self.describe(record)}", flush=True)
             self.done.append(record)
+
+    def supervise(self) -> list[str]:
+        """As ``run_node`` or systemd would: a process that exited by itself since the last fault (none is
+        down between two faults otherwise) is started again. The names, counted in the report."""
+        exited = [name for name, proc in self.c.procs.items() if not proc.alive()]
+        for name in exited:
+            self.c.restart(name)
+        return exited
 
     def shards_owned_after(self, wall: float, timeout: float = 30) -> float | None:
         deadline = time.monotonic() + timeout
@@ -582,6 +593,8 @@ def report(
         f"runs started {sum(1 for r in workload.runs.values() if r.execution_id)}; drained in {drained:.1f} s"
     )
     print(f"schedule fires: {schedule_fires}")
+    exited = Counter(name for r in done for name in r.get("restarted_first", []))
+    print(f"processes that exited by themselves, restarted before the next fault: {dict(exited) or 0}")
     if workload.refused:
         print(f"refused calls: {dict(workload.refused)}")
     by_kind = Counter(a["kind"] for a in anomalies)
@@ -602,6 +615,7 @@ def report(
         "drain_seconds": round(drained, 1),
         "schedule_fires": schedule_fires,
         "refused_calls": dict(workload.refused),
+        "exited_by_themselves": dict(exited),
         "anomalies_by_kind": dict(by_kind),
         "anomalies": anomalies,
         "ha": args.ha,
